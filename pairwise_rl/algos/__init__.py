@@ -1,0 +1,1 @@
+"""Pure tensor functions: losses, estimators, advantages. No Lightning, no config objects."""

@@ -1,0 +1,303 @@
+"""Structured config schemas, registered in Hydra's ConfigStore.
+
+`conf/config.yaml` lists `schema` first in its defaults, so every group file and every command-line override is
+merged into these typed dataclasses: an unknown key or a wrong type fails at composition time with the full key
+named. `validate()` then checks ranges and cross-field rules (the things a type cannot say) before any model is
+loaded. The YAML files document each key; this file fixes which keys exist and their types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+# --------------------------------------------------------------------------------------------------- model
+@dataclass
+class TinyModelConfig:
+    arch: str = "llama"
+    hidden_size: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 256
+    max_position_embeddings: int = 256
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    name_or_path: Optional[str] = None
+    tokenizer: Optional[str] = None
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    dtype: str = "float32"
+    chat_template: bool = False
+    trust_remote_code: bool = False
+
+
+# ---------------------------------------------------------------------------------------------------- data
+@dataclass
+class DigitsConfig:
+    kinds: List[str] = field(default_factory=lambda: ["sort", "reverse", "add"])
+    min_items: int = 3
+    max_items: int = 8
+    max_addend: int = 999
+    tau: Dict[str, float] = field(default_factory=lambda: {"sort": 0.05, "reverse": 0.1, "add": 0.3})
+    corruption_rate: float = 0.4
+    num_train_prompts: int = 4000
+    num_val_prompts: int = 96
+    num_test_prompts: int = 300
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    source: str = "digits"
+    path: Optional[str] = None
+    digits: DigitsConfig = field(default_factory=DigitsConfig)
+    max_prompt_tokens: int = 64
+    max_response_tokens: int = 24
+
+
+# --------------------------------------------------------------------------------------------- generation
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 20
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+# ------------------------------------------------------------------------------------------------------ sft
+@dataclass
+class SFTConfig:
+    max_steps: int = 600
+    batch_size: int = 64
+    lr: float = 3.0e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 50
+    val_every: int = 200
+    checkpoint_every: int = 200
+
+
+# ------------------------------------------------------------------------------------------------------- rm
+@dataclass
+class RMConfig:
+    mode: str = MISSING
+    num_train_pairs: int = 4000
+    num_eval_pairs: int = 600
+    max_steps: int = 400
+    batch_size: int = 32
+    lr: float = 1.0e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 20
+    margin: float = 0.0
+    template: str = "{prompt}\nA:{a}\nB:{b}\nBetter:"
+    verdict_tokens: List[str] = field(default_factory=lambda: ["A", "B"])
+    swap_augment: bool = True
+    ece_bins: int = 10
+    val_every: int = 200
+    checkpoint_every: int = 100
+
+
+# ------------------------------------------------------------------------------------------------------ ppo
+@dataclass
+class KLConfig:
+    coef: float = 0.05
+    estimator: str = "k1"
+    in_reward: bool = True
+    adaptive: bool = False
+    target: float = 0.5
+    horizon: int = 2000
+
+
+@dataclass
+class PPOConfig:
+    variant: str = MISSING
+    anchor: str = "sft_greedy"
+    center_reward: bool = True
+    both_orders: bool = True
+    best_of_n: int = 4
+    iterations: int = 60
+    rollout_batch_size: int = 64
+    ppo_epochs: int = 2
+    minibatch_size: int = 32
+    policy_lr: float = 3.0e-4
+    critic_lr: float = 1.0e-3
+    clip_ratio: float = 0.2
+    dual_clip: Optional[float] = None
+    value_clip: float = 0.2
+    vf_coef: float = 0.5
+    entropy_coef: float = 0.0
+    gamma: float = 1.0
+    lam: float = 0.95
+    whiten_advantages: bool = True
+    max_grad_norm: float = 1.0
+    critic_init: str = "rm"
+    kl: KLConfig = field(default_factory=KLConfig)
+    val_every: int = 20
+    checkpoint_every: int = 10
+
+
+# -------------------------------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerConfig:
+    name: str = MISSING
+    accelerator: str = "cpu"
+    devices: Any = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    num_threads: int = 0
+    progress_bar: str = "rich"
+    log_every_n_steps: int = 10
+    activation_checkpointing: bool = False
+    offload_frozen: bool = False
+
+
+# --------------------------------------------------------------------------------------------------- logger
+@dataclass
+class LoggerConfig:
+    name: str = MISSING
+    project: str = "pairwise-rl"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: List[str] = field(default_factory=list)
+    mode: str = "auto"
+
+
+# ---------------------------------------------------------------------------------------------------- paths
+@dataclass
+class PathsConfig:
+    root_dir: str = MISSING
+    output_dir: str = MISSING
+    cache_dir: str = MISSING
+
+
+# ----------------------------------------------------------------------------------------------------- eval
+@dataclass
+class EvalConfig:
+    num_prompts: int = 300
+    greedy: bool = True
+
+
+@dataclass
+class Config:
+    stage: str = "sft"
+    seed: int = 0
+    experiment_name: str = "default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    rm: RMConfig = field(default_factory=RMConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def register_configs() -> None:
+    """Put the schema into Hydra's ConfigStore; conf/config.yaml lists it first in its defaults."""
+    ConfigStore.instance().store(name="schema", node=Config)
+
+
+# ----------------------------------------------------------------------------------------------- validation
+class ConfigError(ValueError):
+    """A config value is out of range or inconsistent; the message names the key."""
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+def _positive(cfg: DictConfig, *keys: str) -> None:
+    for key in keys:
+        value = OmegaConf.select(cfg, key)
+        _check(value is not None and value > 0, key, f"must be > 0, got {value!r}")
+
+
+def _fraction(cfg: DictConfig, key: str, low_open: bool = False) -> None:
+    value = OmegaConf.select(cfg, key)
+    ok = (0.0 < value <= 1.0) if low_open else (0.0 <= value <= 1.0)
+    _check(ok, key, f"must be in {'(0, 1]' if low_open else '[0, 1]'}, got {value!r}")
+
+
+def _one_of(cfg: DictConfig, key: str, names: list[str]) -> None:
+    value = OmegaConf.select(cfg, key)
+    _check(value in names, key, f"unknown value {value!r}; choose one of {names}")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Reject out-of-range values and impossible combinations before anything heavy happens."""
+    # Imported here: the registries live beside the code they select, and importing them loads no model.
+    from pairwise_rl.algos.kl import KL_ESTIMATORS
+    from pairwise_rl.models.factory import TINY_ARCHS
+    from pairwise_rl.stages import STAGES
+    from pairwise_rl.tasks.digits import KINDS
+
+    _one_of(cfg, "stage", STAGES.names())
+    _check(cfg.seed >= 0, "seed", f"must be >= 0, got {cfg.seed}")
+
+    if cfg.model.name_or_path is None:
+        _one_of(cfg, "model.tiny.arch", TINY_ARCHS.names())
+        _positive(cfg, "model.tiny.hidden_size", "model.tiny.num_layers", "model.tiny.num_heads")
+        _check(cfg.model.tiny.hidden_size % cfg.model.tiny.num_heads == 0, "model.tiny.hidden_size",
+               "must be divisible by model.tiny.num_heads")
+    _one_of(cfg, "model.dtype", ["float32", "bfloat16", "float16"])
+
+    _one_of(cfg, "data.source", ["digits", "hh_rlhf", "ultrafeedback", "jsonl"])
+    digits = cfg.data.digits
+    for kind in digits.kinds:
+        _check(kind in KINDS, "data.digits.kinds", f"unknown kind {kind!r}; choose from {list(KINDS)}")
+        _check(kind in digits.tau, "data.digits.tau", f"no tau for kind {kind!r}")
+    _check(len(digits.kinds) > 0, "data.digits.kinds", "must name at least one kind")
+    for kind, tau in digits.tau.items():
+        _check(tau > 0, f"data.digits.tau.{kind}", f"must be > 0, got {tau}")
+    _check(1 <= digits.min_items <= digits.max_items, "data.digits.min_items",
+           f"must satisfy 1 <= min_items <= max_items, got {digits.min_items}, {digits.max_items}")
+    _fraction(cfg, "data.digits.corruption_rate")
+    _positive(cfg, "data.digits.num_train_prompts", "data.digits.num_val_prompts", "data.digits.num_test_prompts",
+              "data.max_prompt_tokens", "data.max_response_tokens")
+    if cfg.data.source != "digits":
+        _check(cfg.data.path is not None, "data.path", f"data.source={cfg.data.source} needs a hub id or a file path")
+
+    _positive(cfg, "generation.max_new_tokens", "generation.temperature")
+    _fraction(cfg, "generation.top_p", low_open=True)
+
+    _positive(cfg, "sft.max_steps", "sft.batch_size", "sft.lr", "sft.val_every", "sft.checkpoint_every")
+
+    _one_of(cfg, "rm.mode", ["bt", "generative"])
+    _positive(cfg, "rm.max_steps", "rm.batch_size", "rm.lr", "rm.num_train_pairs", "rm.num_eval_pairs",
+              "rm.ece_bins", "rm.val_every", "rm.checkpoint_every")
+    _check(len(cfg.rm.verdict_tokens) == 2 and cfg.rm.verdict_tokens[0] != cfg.rm.verdict_tokens[1],
+           "rm.verdict_tokens", "must be two different tokens (for 'A wins' and 'B wins')")
+    for slot in ("{prompt}", "{a}", "{b}"):
+        _check(slot in cfg.rm.template, "rm.template", f"must contain the slot {slot}")
+
+    _one_of(cfg, "ppo.variant", ["standard", "pairwise"])
+    _one_of(cfg, "ppo.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
+    _one_of(cfg, "ppo.critic_init", ["rm", "sft"])
+    _one_of(cfg, "ppo.kl.estimator", KL_ESTIMATORS.names())
+    _positive(cfg, "ppo.iterations", "ppo.rollout_batch_size", "ppo.ppo_epochs", "ppo.minibatch_size",
+              "ppo.policy_lr", "ppo.critic_lr", "ppo.clip_ratio", "ppo.value_clip", "ppo.max_grad_norm",
+              "ppo.best_of_n", "ppo.val_every", "ppo.checkpoint_every")
+    _check(cfg.ppo.kl.coef >= 0, "ppo.kl.coef", f"must be >= 0, got {cfg.ppo.kl.coef}")
+    _fraction(cfg, "ppo.gamma")
+    _fraction(cfg, "ppo.lam")
+    _check(cfg.ppo.rollout_batch_size % cfg.ppo.minibatch_size == 0, "ppo.minibatch_size",
+           f"must divide ppo.rollout_batch_size ({cfg.ppo.rollout_batch_size})")
+    if cfg.ppo.dual_clip is not None:
+        _check(cfg.ppo.dual_clip > 1.0, "ppo.dual_clip", f"must be > 1, got {cfg.ppo.dual_clip}")
+    if cfg.ppo.kl.adaptive:
+        _positive(cfg, "ppo.kl.target", "ppo.kl.horizon")
+
+    _one_of(cfg, "trainer.strategy", ["auto", "ddp", "fsdp"])
+    _one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
+    _one_of(cfg, "logger.name", ["wandb", "csv", "none"])
+    _one_of(cfg, "logger.mode", ["auto", "online", "offline", "disabled"])
+    _positive(cfg, "eval.num_prompts")

@@ -1,0 +1,71 @@
+"""Turning text records into padded token tensors.
+
+Conventions used everywhere: prompts are LEFT-padded (generation continues all rows at one position), responses
+are RIGHT-padded and end with eos. Position ids are always derived from the attention mask, so padding never
+shifts a model's view of a sequence.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, max_tokens: int) -> List[int]:
+    ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    # Over-long prompts keep their end: the instruction's tail ("... =") is what the response continues.
+    return ids[-max_tokens:]
+
+
+def encode_response(tokenizer: PreTrainedTokenizerBase, response: str, max_tokens: int) -> List[int]:
+    ids = tokenizer(response, add_special_tokens=False)["input_ids"][: max_tokens - 1]
+    return ids + [tokenizer.eos_token_id]
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if seq:
+            ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+            mask[row, width - len(seq):] = 1
+    return ids, mask
+
+
+def right_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """0, 1, 2, ... over the real tokens of each row; padding positions get 0 (they are masked anyway)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_tokens: int) -> Dict[str, torch.Tensor]:
+    ids, mask = left_pad([encode_prompt(tokenizer, p, max_tokens) for p in prompts], tokenizer.pad_token_id)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def encode_sft_batch(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], responses: Sequence[str],
+                     max_prompt_tokens: int, max_response_tokens: int) -> Dict[str, torch.Tensor]:
+    """Prompt+response rows, right-padded; labels are IGNORE_INDEX on prompt and padding (loss on the response)."""
+    rows, label_rows = [], []
+    for prompt, response in zip(prompts, responses):
+        p = encode_prompt(tokenizer, prompt, max_prompt_tokens)
+        r = encode_response(tokenizer, response, max_response_tokens)
+        rows.append(p + r)
+        label_rows.append([IGNORE_INDEX] * len(p) + r)
+    ids, mask = right_pad(rows, tokenizer.pad_token_id)
+    labels, _ = right_pad(label_rows, IGNORE_INDEX)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}

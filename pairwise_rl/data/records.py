@@ -1,0 +1,32 @@
+"""Canonical records every data source is read into; everything downstream consumes only these."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt for generation; `reference` is its demonstration (SFT target / `reference` anchor), if any."""
+
+    prompt: str
+    reference: Optional[str] = None
+    task: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Preference:
+    """One labelled comparison. `probability` is the annotator's P(chosen preferred), when known (the oracle)."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    task: Optional[str] = None
+    probability: Optional[float] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,43 @@
+"""Printing results: a rich table per stage, so a terminal run ends with the numbers that matter."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_table(title: str, rows: Mapping[str, Mapping[str, float]], columns: Sequence[str] | None = None,
+                console: Console | None = None) -> None:
+    """rows: row name -> {column: value}. Missing cells print as '-'."""
+    console = console or Console()
+    columns = list(columns or dict.fromkeys(c for row in rows.values() for c in row))
+    table = Table(title=title)
+    table.add_column("")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, row in rows.items():
+        table.add_row(name, *(_fmt(row.get(c)) for c in columns))
+    console.print(table)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def print_gold_table(title: str, columns: Mapping[str, Mapping[str, float]], kinds: Sequence[str],
+                     console: Console | None = None) -> None:
+    """Kinds as rows, one column per (policy, decoding): columns maps a label to {kind: gold}."""
+    print_table(title, {kind: {label: values.get(kind) for label, values in columns.items()}
+                        for kind in [*kinds, "all"]}, columns=list(columns), console=console)
+
+
+def gold_column(metrics: Mapping[str, float], mode: str = "sampled") -> dict[str, float]:
+    """{kind: value} out of flat metrics like {'gold_sampled/sort': 0.8, ...}."""
+    prefix = f"gold_{mode}/"
+    return {key[len(prefix):]: value for key, value in metrics.items() if key.startswith(prefix)}

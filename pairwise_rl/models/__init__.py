@@ -1,0 +1,1 @@
+"""Model and tokenizer loading: one factory for hub ids, local directories and tiny models from config."""

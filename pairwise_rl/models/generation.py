@@ -1,0 +1,68 @@
+"""Sampling responses with HF `generate` (KV cache on) and turning them into text and masks."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, List, Sequence
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pairwise_rl.data.encoding import encode_prompts
+
+
+@dataclass
+class Generations:
+    prompt_ids: torch.Tensor       # (B, P) left-padded
+    prompt_mask: torch.Tensor      # (B, P)
+    response_ids: torch.Tensor     # (B, R) right-padded with pad after eos
+    response_mask: torch.Tensor    # (B, R) 1 on generated tokens up to and including eos
+    texts: List[str]               # decoded responses, eos and padding removed
+
+
+def response_mask_from_ids(response_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
+    """1 up to and including the first eos; everything after the first eos is padding."""
+    is_eos = (response_ids == eos_id).long()
+    eos_seen_before = is_eos.cumsum(-1) - is_eos
+    return (eos_seen_before == 0).long()
+
+
+@contextmanager
+def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
+    """HF generate samples from the global RNG; fork it so a seeded generation is reproducible and leaves no trace."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
+@torch.no_grad()
+def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], *,
+             max_new_tokens: int, max_prompt_tokens: int, greedy: bool = False, temperature: float = 1.0,
+             top_k: int = 0, top_p: float = 1.0, generator_seed: int | None = None) -> Generations:
+    device = next(model.parameters()).device
+    batch = {k: v.to(device) for k, v in encode_prompts(tokenizer, prompts, max_prompt_tokens).items()}
+    sampling = {} if greedy else dict(temperature=temperature, top_k=top_k or None, top_p=top_p)
+    was_training = model.training
+    model.eval()
+    with _seeded(generator_seed, device):
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=not greedy, **sampling,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, use_cache=True)
+    model.train(was_training)
+    response_ids = out[:, batch["input_ids"].shape[1]:]
+    mask = response_mask_from_ids(response_ids, tokenizer.eos_token_id)
+    response_ids = response_ids.masked_fill(mask == 0, tokenizer.pad_token_id)
+    texts = decode_responses(tokenizer, response_ids, mask)
+    return Generations(batch["input_ids"], batch["attention_mask"], response_ids, mask, texts)
+
+
+def decode_responses(tokenizer: PreTrainedTokenizerBase, response_ids: torch.Tensor,
+                     response_mask: torch.Tensor) -> List[str]:
+    texts = []
+    for ids, mask in zip(response_ids.tolist(), response_mask.tolist()):
+        kept = [t for t, m in zip(ids, mask) if m and t != tokenizer.eos_token_id]
+        texts.append(tokenizer.decode(kept, skip_special_tokens=True))
+    return texts

@@ -1,0 +1,71 @@
+"""Supervised fine-tuning of the policy on (imperfect) demonstrations."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pairwise_rl.data.batches import ResumeSampler, StepBatches
+from pairwise_rl.data.encoding import encode_sft_batch
+from pairwise_rl.data.records import Prompt
+from pairwise_rl.eval.policy import policy_samples
+from pairwise_rl.modules.optim import adamw, warmup_cosine
+from pairwise_rl.tasks.digits import gold_score, mean_by_kind
+
+
+class SFTModule(L.LightningModule):
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, demos: Sequence[Prompt],
+                 val_prompts: Sequence[str], cfg: DictConfig, seed: int):
+        super().__init__()
+        self.model, self.tokenizer = model, tokenizer
+        self.demos, self.val_prompts = list(demos), list(val_prompts)
+        self.cfg, self.seed = cfg, seed
+        self.resume_step = 0
+
+    # ---------------------------------------------------------------------------------------------- data
+    def _make_batch(self, indices: List[int], step: int) -> Dict[str, torch.Tensor]:
+        picked = [self.demos[i] for i in indices]
+        return encode_sft_batch(self.tokenizer, [d.prompt for d in picked], [d.reference for d in picked],
+                                self.cfg.data.max_prompt_tokens, self.cfg.data.max_response_tokens)
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        batches = StepBatches(len(self.demos), self.cfg.sft.batch_size, self.cfg.sft.max_steps, self.seed,
+                              self._make_batch, purpose="sft")
+        return torch.utils.data.DataLoader(batches, batch_size=None,
+                                           sampler=ResumeSampler(self.cfg.sft.max_steps, self.resume_step))
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(self.val_prompts, batch_size=len(self.val_prompts), collate_fn=list)
+
+    @property
+    def completed_steps(self) -> int:
+        return self.trainer.global_step
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.resume_step = int(checkpoint["global_step"])
+
+    # ---------------------------------------------------------------------------------------------- loops
+    def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          labels=batch["labels"]).loss
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        return loss
+
+    def validation_step(self, prompts: List[str], batch_idx: int) -> None:
+        for mode, greedy in (("sampled", False), ("greedy", True)):
+            responses = policy_samples(self.model, self.tokenizer, prompts, self.cfg.generation,
+                                       self.cfg.data.max_prompt_tokens, greedy=greedy)
+            golds = [gold_score(p, r) for p, r in zip(prompts, responses)]
+            for kind, value in mean_by_kind(prompts, golds).items():
+                self.log(f"val/gold_{mode}/{kind}", value, prog_bar=(kind == "all" and not greedy),
+                         batch_size=len(prompts))
+
+    def configure_optimizers(self):
+        optimizer = adamw(self.model.parameters(), self.cfg.sft.lr, self.cfg.sft.weight_decay)
+        schedule = warmup_cosine(optimizer, self.cfg.sft.warmup_steps, self.cfg.sft.max_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,118 @@
+"""The stage graph and its artifact cache.
+
+Each artifact stage (sft, rm, ppo) writes into `<paths.cache_dir>/<stage>-<key>/`, where `key` hashes only the
+config sections that determine that artifact plus the keys of the stages it needs. So a sweep over PPO settings
+reuses one SFT policy and one RM per RM mode, and rerunning a finished command skips straight to the result.
+
+An artifact is served only once its COMPLETE marker exists (written atomically, last); a directory without it is
+an interrupted run, which the stage resumes from its checkpoints. A file lock keeps parallel sweep jobs from
+building the same artifact twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, Mapping, Tuple
+
+from omegaconf import DictConfig, OmegaConf
+
+from pairwise_rl.eval.io import read_json, write_json
+from pairwise_rl.registry import Registry
+
+log = logging.getLogger(__name__)
+
+COMPLETE = "COMPLETE.json"
+ARTIFACT_FORMAT = 1  # bump when a stage's output layout or semantics change, to invalidate old caches
+
+
+@dataclass(frozen=True)
+class StageContext:
+    name: str
+    key: str
+    dir: Path
+    needs: Mapping[str, Path]
+
+
+@dataclass(frozen=True)
+class ArtifactStage:
+    name: str
+    needs: Tuple[str, ...]
+    keys: Tuple[str, ...]  # config sections that determine the artifact
+    run: Callable[[DictConfig, StageContext], Dict[str, float]]
+
+
+ARTIFACT_STAGES: Registry[ArtifactStage] = Registry("artifact stage")
+
+
+def artifact_stage(name: str, needs: Tuple[str, ...], keys: Tuple[str, ...]):
+    def decorator(run: Callable[[DictConfig, StageContext], Dict[str, float]]):
+        ARTIFACT_STAGES.register(name)(ArtifactStage(name, needs, keys, run))
+        return run
+
+    return decorator
+
+
+def _section(cfg: DictConfig, key: str):
+    value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def stage_key(cfg: DictConfig, name: str) -> str:
+    spec = ARTIFACT_STAGES.get(name)
+    payload = {
+        "format": ARTIFACT_FORMAT,
+        "stage": name,
+        "config": {key: _section(cfg, key) for key in spec.keys},
+        "needs": {dep: stage_key(cfg, dep) for dep in spec.needs},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def artifact_dir(cfg: DictConfig, name: str) -> Path:
+    return Path(cfg.paths.cache_dir) / f"{name}-{stage_key(cfg, name)}"
+
+
+def is_complete(path: Path) -> bool:
+    return (Path(path) / COMPLETE).exists()
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure(cfg: DictConfig, name: str) -> Path:
+    """Return the directory of a complete `name` artifact, building it (and what it needs) if not cached."""
+    spec = ARTIFACT_STAGES.get(name)
+    needs = {dep: ensure(cfg, dep) for dep in spec.needs}
+    out = artifact_dir(cfg, name)
+    if is_complete(out):
+        log.info("[%s] cached: %s", name, out)
+        return out
+    with _locked(out):
+        if is_complete(out):  # another job finished it while we waited for the lock
+            return out
+        log.info("[%s] building %s", name, out)
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+        started = time.time()
+        metrics = spec.run(cfg, StageContext(name, out.name.split("-", 1)[1], out, needs))
+        write_json(out / COMPLETE, {"stage": name, "seconds": round(time.time() - started, 1),
+                                    "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})
+    return out
+
+
+def stage_metrics(path: Path) -> Dict[str, float]:
+    return read_json(Path(path) / COMPLETE)["metrics"]

@@ -1,0 +1,1 @@
+"""Tasks with a gold judge: the embedded digits task."""

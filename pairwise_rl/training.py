@@ -1,0 +1,170 @@
+"""Building Lightning Trainers from config: loggers, progress bar, atomic periodic checkpoints, resume.
+
+Every stage gets the same treatment: local CSV metrics beside its artifact, W&B when configured (offline when not
+logged in, and never fatal), checkpoints written atomically every N steps, and resume from the newest checkpoint
+that loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+KEEP_CHECKPOINTS = 2
+
+# Lightning warns when a run resumes mid-epoch; our step-indexed batches make that exact, so the warning is noise.
+warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to a temporary file, then rename: a crash mid-write never leaves a truncated checkpoint behind."""
+
+    def save_checkpoint(self, checkpoint: Dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+class PeriodicCheckpoint(Callback):
+    """Save `step-NNNNNN.ckpt` every `every` completed steps (the module's `completed_steps`), keep the newest two."""
+
+    def __init__(self, dirpath: Path, every: int):
+        self.dirpath, self.every = Path(dirpath), every
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        step = pl_module.completed_steps
+        if step % self.every == 0:
+            trainer.save_checkpoint(self.dirpath / f"step-{step:06d}.ckpt")
+            if trainer.is_global_zero:
+                for old in sorted(self.dirpath.glob("step-*.ckpt"))[:-KEEP_CHECKPOINTS]:
+                    old.unlink(missing_ok=True)
+
+
+def latest_checkpoint(stage_dir: Path) -> Optional[str]:
+    """The newest checkpoint that loads; a truncated or corrupt one is reported and skipped."""
+    for path in sorted((Path(stage_dir) / CHECKPOINT_DIR).glob("step-*.ckpt"), reverse=True):
+        try:
+            torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        except Exception as error:  # noqa: BLE001 -- any failure to load means "not usable"
+            log.warning("checkpoint %s is unreadable (%s); falling back to an older one", path, error)
+            continue
+        log.info("resuming from %s", path)
+        return str(path)
+    return None
+
+
+def flat_config(cfg: DictConfig) -> Dict[str, Any]:
+    """The resolved config as {'ppo.kl.coef': 0.05, ...} so a dashboard can group and filter by any key."""
+    flat: Dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def wandb_mode(requested: str) -> str:
+    """'auto' = online when credentials exist, offline otherwise (no network needed, `wandb sync` later)."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if requested != "auto":
+        return requested
+    netrc = Path.home() / ".netrc"
+    logged_in = bool(os.environ.get("WANDB_API_KEY")) or (netrc.exists() and "api.wandb.ai" in netrc.read_text())
+    return "online" if logged_in else "offline"
+
+
+def build_loggers(cfg: DictConfig, stage_dir: Path, stage: str, run_name: str) -> List[Logger]:
+    if cfg.logger.name == "none":
+        return []
+    loggers: List[Logger] = [CSVLogger(save_dir=str(stage_dir), name="logs", version="")]
+    if cfg.logger.name == "wandb":
+        try:
+            wandb_logger = WandbLogger(project=cfg.logger.project, entity=cfg.logger.entity,
+                                       group=cfg.logger.group or cfg.experiment_name, job_type=stage,
+                                       name=run_name, tags=list(cfg.logger.tags), save_dir=str(stage_dir),
+                                       config=flat_config(cfg), mode=wandb_mode(cfg.logger.mode))
+            wandb_logger.experiment  # start the run now, so a failure falls back here instead of mid-training
+            loggers.append(wandb_logger)
+        except Exception as error:  # noqa: BLE001 -- W&B trouble must never kill training
+            log.warning("W&B logging unavailable (%s); continuing with local CSV logs only", error)
+    return loggers
+
+
+def progress_bar(kind: str) -> List[Callback]:
+    if kind == "none":
+        return []
+    if kind == "rich" and sys.stdout.isatty():
+        return [RichProgressBar(leave=True)]
+    return [TQDMProgressBar(refresh_rate=20)]
+
+
+def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str, val_every: int,
+                  checkpoint_every: int, callbacks: Optional[List[Callback]] = None) -> L.Trainer:
+    if cfg.trainer.num_threads > 0:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    return L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes,
+        precision=cfg.trainer.precision,
+        max_epochs=1,  # one epoch of step-indexed batches; its length is the stage's step budget
+        val_check_interval=val_every,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        logger=build_loggers(cfg, stage_dir, stage, run_name),
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        enable_checkpointing=False,  # PeriodicCheckpoint owns checkpointing
+        enable_progress_bar=cfg.trainer.progress_bar != "none",
+        enable_model_summary=False,
+        callbacks=[PeriodicCheckpoint(Path(stage_dir) / CHECKPOINT_DIR, checkpoint_every),
+                   *progress_bar(cfg.trainer.progress_bar), *(callbacks or [])],
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(stage_dir),
+    )
+
+
+def finish_loggers(trainer: L.Trainer, metrics: Dict[str, float]) -> None:
+    """Record final evaluation metrics as run summary values and close the loggers (W&B failures are warnings)."""
+    for logger in trainer.loggers:
+        try:
+            logger.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
+            logger.finalize("success")
+            if isinstance(logger, WandbLogger):
+                logger.experiment.finish()
+        except Exception as error:  # noqa: BLE001
+            log.warning("logger %s failed at finish (%s)", type(logger).__name__, error)
+
+
+class InterruptedRun(RuntimeError):
+    """fit() returned without finishing (e.g. Ctrl-C); the artifact must not be marked complete."""
+
+
+def fit(trainer: L.Trainer, module: L.LightningModule, stage_dir: Path) -> None:
+    """Resume from the newest good checkpoint of this stage (if any) and train to the end of the budget."""
+    trainer.fit(module, ckpt_path=latest_checkpoint(stage_dir), weights_only=False)
+    if trainer.interrupted or trainer.state.status.value != "finished":
+        raise InterruptedRun(f"training in {stage_dir} stopped early ({trainer.state.status.value}); "
+                             "rerun the same command to resume from its last checkpoint")

@@ -1,0 +1,44 @@
+"""Shared fixtures: compose the real config tree (as the CLI would) with test-sized overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, List
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from pairwise_rl.cli import CONF_DIR  # also registers the schema
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose_config(overrides: List[str], tmp_path: Path | None = None) -> DictConfig:
+    """Compose conf/config.yaml with overrides; with tmp_path, all outputs and the cache go under it."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra  # the CLI never sees this node either
+        if tmp_path is not None:
+            cfg.paths.root_dir = str(tmp_path)
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.paths.cache_dir = str(tmp_path / "artifacts")
+    return cfg
+
+
+@pytest.fixture
+def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
+    def factory(*overrides: str) -> DictConfig:
+        return compose_config(list(overrides), tmp_path)
+
+    return factory

@@ -1,0 +1,32 @@
+import torch
+
+from pairwise_rl.data.encoding import (IGNORE_INDEX, encode_prompts, encode_sft_batch, left_pad,
+                                       position_ids_from_mask, right_pad)
+from pairwise_rl.models.tokenizer import build_char_tokenizer
+
+
+def test_padding_helpers():
+    ids, mask = left_pad([[5, 6], [7]], pad_id=0)
+    assert ids.tolist() == [[5, 6], [0, 7]] and mask.tolist() == [[1, 1], [0, 1]]
+    ids, mask = right_pad([[5, 6], [7]], pad_id=0)
+    assert ids.tolist() == [[5, 6], [7, 0]] and mask.tolist() == [[1, 1], [1, 0]]
+    assert position_ids_from_mask(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 0]])).tolist() == [
+        [0, 0, 0, 1, 2], [0, 1, 2, 3, 3]]
+
+
+def test_sft_batch_masks_prompt_and_padding_and_ends_with_eos():
+    tok = build_char_tokenizer()
+    batch = encode_sft_batch(tok, ["add: 1 + 1 =", "sort: 3 1 ="], [" 2", " 1 3"], 64, 24)
+    first_labels = batch["labels"][0].tolist()
+    prompt_len = len("add: 1 + 1 =") + 1  # + bos
+    assert first_labels[:prompt_len] == [IGNORE_INDEX] * prompt_len
+    response = first_labels[prompt_len:prompt_len + 3]
+    assert tok.decode(response[:2]) == " 2" and response[2] == tok.eos_token_id
+    assert all(x == IGNORE_INDEX for x in first_labels[prompt_len + 3:])  # right padding is ignored
+    assert batch["attention_mask"].sum(1).tolist() == [prompt_len + 3, len("sort: 3 1 =") + 1 + 5]
+
+
+def test_prompts_keep_their_end_when_truncated():
+    tok = build_char_tokenizer()
+    batch = encode_prompts(tok, ["sort: 1 2 3 4 5 ="], max_tokens=6)
+    assert tok.decode(batch["input_ids"][0]) == " 4 5 ="
