@@ -48,7 +48,6 @@ class DigitsConfig:
     corruption_rate: float = 0.4
     num_train_prompts: int = 4000
     num_val_prompts: int = 96
-    num_test_prompts: int = 300
 
 
 @dataclass
@@ -75,9 +74,10 @@ class GenerationConfig:
 class SFTConfig:
     max_steps: int = 600
     batch_size: int = 64
-    lr: float = 3.0e-3
+    lr: float = 1.0e-3
     weight_decay: float = 0.0
     warmup_steps: int = 50
+    max_grad_norm: float = 1.0
     val_every: int = 200
     checkpoint_every: int = 200
 
@@ -93,6 +93,7 @@ class RMConfig:
     lr: float = 1.0e-3
     weight_decay: float = 0.0
     warmup_steps: int = 20
+    max_grad_norm: float = 1.0
     margin: float = 0.0
     template: str = "{prompt}\nA:{a}\nB:{b}\nBetter:"
     verdict_tokens: List[str] = field(default_factory=lambda: ["A", "B"])
@@ -124,7 +125,7 @@ class PPOConfig:
     rollout_batch_size: int = 64
     ppo_epochs: int = 2
     minibatch_size: int = 32
-    policy_lr: float = 3.0e-4
+    policy_lr: float = 3.0e-5
     critic_lr: float = 1.0e-3
     clip_ratio: float = 0.2
     dual_clip: Optional[float] = None
@@ -237,6 +238,7 @@ def validate(cfg: DictConfig) -> None:
     # Imported here: the registries live beside the code they select, and importing them loads no model.
     from pairwise_rl.algos.kl import KL_ESTIMATORS
     from pairwise_rl.models.factory import TINY_ARCHS
+    from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.stages import STAGES
     from pairwise_rl.tasks.digits import KINDS
 
@@ -261,7 +263,7 @@ def validate(cfg: DictConfig) -> None:
     _check(1 <= digits.min_items <= digits.max_items, "data.digits.min_items",
            f"must satisfy 1 <= min_items <= max_items, got {digits.min_items}, {digits.max_items}")
     _fraction(cfg, "data.digits.corruption_rate")
-    _positive(cfg, "data.digits.num_train_prompts", "data.digits.num_val_prompts", "data.digits.num_test_prompts",
+    _positive(cfg, "data.digits.num_train_prompts", "data.digits.num_val_prompts",
               "data.max_prompt_tokens", "data.max_response_tokens")
     if cfg.data.source != "digits":
         _check(cfg.data.path is not None, "data.path", f"data.source={cfg.data.source} needs a hub id or a file path")
@@ -269,11 +271,14 @@ def validate(cfg: DictConfig) -> None:
     _positive(cfg, "generation.max_new_tokens", "generation.temperature")
     _fraction(cfg, "generation.top_p", low_open=True)
 
-    _positive(cfg, "sft.max_steps", "sft.batch_size", "sft.lr", "sft.val_every", "sft.checkpoint_every")
+    _positive(cfg, "sft.max_steps", "sft.batch_size", "sft.lr", "sft.val_every", "sft.checkpoint_every",
+              "sft.max_grad_norm")
 
-    _one_of(cfg, "rm.mode", ["bt", "generative"])
+    _one_of(cfg, "rm.mode", RM_MODES.names())
+    if cfg.rm.mode == "gold":
+        _check(cfg.data.source == "digits", "rm.mode", "the gold judge exists only for the digits task")
     _positive(cfg, "rm.max_steps", "rm.batch_size", "rm.lr", "rm.num_train_pairs", "rm.num_eval_pairs",
-              "rm.ece_bins", "rm.val_every", "rm.checkpoint_every")
+              "rm.ece_bins", "rm.val_every", "rm.checkpoint_every", "rm.max_grad_norm")
     _check(len(cfg.rm.verdict_tokens) == 2 and cfg.rm.verdict_tokens[0] != cfg.rm.verdict_tokens[1],
            "rm.verdict_tokens", "must be two different tokens (for 'A wins' and 'B wins')")
     for slot in ("{prompt}", "{a}", "{b}"):

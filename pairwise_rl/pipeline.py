@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Mapping, Tuple
 
+from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl.eval.io import read_json, write_json
@@ -108,6 +109,9 @@ def ensure(cfg: DictConfig, name: str) -> Path:
         log.info("[%s] building %s", name, out)
         OmegaConf.save(cfg, out / "config.yaml", resolve=True)
         started = time.time()
+        # Fresh heads (a BT RM's score layer) draw from the global RNGs: seed them so a stage is a function of
+        # its config, which exact resume and cross-run determinism both rely on.
+        seed_everything(cfg.seed, verbose=False)
         metrics = spec.run(cfg, StageContext(name, out.name.split("-", 1)[1], out, needs))
         write_json(out / COMPLETE, {"stage": name, "seconds": round(time.time() - started, 1),
                                     "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})

@@ -99,7 +99,8 @@ def wandb_mode(requested: str) -> str:
 def build_loggers(cfg: DictConfig, stage_dir: Path, stage: str, run_name: str) -> List[Logger]:
     if cfg.logger.name == "none":
         return []
-    loggers: List[Logger] = [CSVLogger(save_dir=str(stage_dir), name="logs", version="")]
+    # One CSV version per attempt (logs/version_N): a resumed run appends a new file instead of overwriting.
+    loggers: List[Logger] = [CSVLogger(save_dir=str(stage_dir), name="logs")]
     if cfg.logger.name == "wandb":
         try:
             wandb_logger = WandbLogger(project=cfg.logger.project, entity=cfg.logger.entity,
@@ -122,7 +123,9 @@ def progress_bar(kind: str) -> List[Callback]:
 
 
 def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str, val_every: int,
-                  checkpoint_every: int, callbacks: Optional[List[Callback]] = None) -> L.Trainer:
+                  checkpoint_every: int, gradient_clip_val: Optional[float] = None,
+                  log_every_n_steps: Optional[int] = None,
+                  callbacks: Optional[List[Callback]] = None) -> L.Trainer:
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(cfg.trainer.num_threads)
     return L.Trainer(
@@ -132,10 +135,11 @@ def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str
         precision=cfg.trainer.precision,
         max_epochs=1,  # one epoch of step-indexed batches; its length is the stage's step budget
         val_check_interval=val_every,
+        gradient_clip_val=gradient_clip_val,
         check_val_every_n_epoch=None,
         num_sanity_val_steps=0,
         logger=build_loggers(cfg, stage_dir, stage, run_name),
-        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        log_every_n_steps=log_every_n_steps or cfg.trainer.log_every_n_steps,
         enable_checkpointing=False,  # PeriodicCheckpoint owns checkpointing
         enable_progress_bar=cfg.trainer.progress_bar != "none",
         enable_model_summary=False,

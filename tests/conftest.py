@@ -42,3 +42,22 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_config(list(overrides), tmp_path)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def debug_cache(tmp_path_factory) -> Path:
+    """A cache directory shared by tests that need debug-size SFT / RM artifacts (built once per session)."""
+    return tmp_path_factory.mktemp("shared_artifacts")
+
+
+@pytest.fixture
+def make_debug_cfg(tmp_path: Path, debug_cache: Path) -> Callable[..., DictConfig]:
+    """debug=fast configs whose artifacts live in the shared cache (each test still gets its own output dir)."""
+
+    def factory(*overrides: str) -> DictConfig:
+        cfg = compose_config(["debug=fast", *overrides], tmp_path)
+        with open_dict(cfg):
+            cfg.paths.cache_dir = str(debug_cache)
+        return cfg
+
+    return factory

@@ -8,7 +8,7 @@ from pairwise_rl.pipeline import ARTIFACT_STAGES, COMPLETE, ArtifactStage, ensur
 def test_keys_depend_on_determining_sections_only(make_cfg):
     base = make_cfg()
     assert stage_key(base, "sft") == stage_key(make_cfg("trainer.progress_bar=none", "logger=csv"), "sft")
-    assert stage_key(base, "sft") != stage_key(make_cfg("sft.lr=1e-3"), "sft")
+    assert stage_key(base, "sft") != stage_key(make_cfg("sft.lr=2e-3"), "sft")
     assert stage_key(base, "sft") != stage_key(make_cfg("seed=1"), "sft")
 
 

@@ -69,3 +69,21 @@ def encode_sft_batch(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
     ids, mask = right_pad(rows, tokenizer.pad_token_id)
     labels, _ = right_pad(label_rows, IGNORE_INDEX)
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def truncate_text(tokenizer: PreTrainedTokenizerBase, text: str, max_tokens: int, keep: str) -> str:
+    """Cut text to at most max_tokens tokens, keeping its 'start' (responses) or 'end' (prompts)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) <= max_tokens:
+        return text
+    kept = ids[:max_tokens] if keep == "start" else ids[-max_tokens:]
+    return tokenizer.decode(kept, skip_special_tokens=False)
+
+
+def encode_scored_sequences(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], responses: Sequence[str],
+                            max_prompt_tokens: int, max_response_tokens: int) -> Dict[str, torch.Tensor]:
+    """prompt + response + eos per row, LEFT-padded: the last column is each row's eos (the BT pooling point)."""
+    rows = [encode_prompt(tokenizer, p, max_prompt_tokens) + encode_response(tokenizer, r, max_response_tokens)
+            for p, r in zip(prompts, responses)]
+    ids, mask = left_pad(rows, tokenizer.pad_token_id)
+    return {"input_ids": ids, "attention_mask": mask}

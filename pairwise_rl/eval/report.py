@@ -41,3 +41,12 @@ def gold_column(metrics: Mapping[str, float], mode: str = "sampled") -> dict[str
     """{kind: value} out of flat metrics like {'gold_sampled/sort': 0.8, ...}."""
     prefix = f"gold_{mode}/"
     return {key[len(prefix):]: value for key, value in metrics.items() if key.startswith(prefix)}
+
+
+def transpose(table: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """{row: {col: v}} -> {col: {row: v}}: metrics as rows reads better than many narrow columns."""
+    out: dict[str, dict[str, float]] = {}
+    for row, values in table.items():
+        for column, value in values.items():
+            out.setdefault(column, {})[row] = value
+    return out

@@ -41,6 +41,9 @@ class SFTModule(L.LightningModule):
     def val_dataloader(self) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(self.val_prompts, batch_size=len(self.val_prompts), collate_fn=list)
 
+    def on_fit_start(self) -> None:
+        self.model.train()  # from_pretrained returns eval mode; training must not inherit it
+
     @property
     def completed_steps(self) -> int:
         return self.trainer.global_step

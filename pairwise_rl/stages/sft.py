@@ -35,7 +35,8 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     module = SFTModule(model, tokenizer, demos, digits_prompts(cfg, "val", d.num_val_prompts), cfg, cfg.seed)
     trainer = build_trainer(cfg, ctx.dir, stage="sft", run_name=run_name(cfg, ctx), val_every=cfg.sft.val_every,
-                            checkpoint_every=cfg.sft.checkpoint_every)
+                            checkpoint_every=cfg.sft.checkpoint_every,
+                            gradient_clip_val=cfg.sft.max_grad_norm)
     fit(trainer, module, ctx.dir)
     export_hf(model, tokenizer, ctx)
 

@@ -1,8 +1,7 @@
 """The SFT stage end to end on CPU, through the same `run(cfg)` the CLI calls."""
 
-import csv
-
 from pairwise_rl.cli import run
+from pairwise_rl.eval.history import read_history
 from pairwise_rl.eval.io import read_json, read_jsonl
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
 from pairwise_rl.pipeline import COMPLETE, stage_metrics
@@ -23,9 +22,8 @@ def test_sft_debug_run_writes_checkpoint_samples_metrics_and_logs(make_cfg):
 
     metrics = read_json(out / "metrics.json")
     assert {"gold_sampled/all", "gold_greedy/all", "gold_sampled/sort"} <= set(metrics)
-    with open(out / "logs" / "metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
-    assert any(r.get("train/loss") for r in rows) and any(r.get("val/gold_sampled/all") for r in rows)
+    history = read_history(out)
+    assert any("train/loss" in r for r in history) and any("val/gold_sampled/all" in r for r in history)
     assert sorted(p.name for p in (out / "checkpoints").glob("*.ckpt")) == ["step-000010.ckpt", "step-000020.ckpt"]
 
 

@@ -1,0 +1,36 @@
+"""Plots written as PNG beside the numbers they show (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from pairwise_rl.eval.metrics import Reliability  # noqa: E402
+
+
+def plot_reliability(diagrams: Mapping[str, Reliability], path: Path, title: str = "RM reliability") -> Path:
+    """Observed frequency of 'y1 chosen' against the judge's P(y1 beats y2), per equal-width bin."""
+    fig, ax = plt.subplots(figsize=(4.8, 4.8))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect calibration")
+    for name, rel in diagrams.items():
+        points = [(c, f, n) for c, f, n in zip(rel.confidence, rel.frequency, rel.count) if n]
+        if not points:
+            continue
+        conf, freq, count = zip(*points)
+        ax.plot(conf, freq, marker="o", label=f"{name} (ECE {rel.ece:.3f})")
+        for x, y, n in points[:: max(1, len(points) // 5)]:
+            ax.annotate(str(n), (x, y), fontsize=6, alpha=0.6)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(y1 beats y2)", ylabel="observed frequency y1 chosen",
+           title=title)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,43 @@
+"""Reading a model at chosen positions without computing full-vocabulary logits everywhere.
+
+Inputs are LEFT-padded, so the last column is every row's final real token: the verdict position of a judge
+input, the pooling position of a BT score. Position ids come from the attention mask, so left padding does not
+shift absolute-position models (GPT-2).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from transformers import PreTrainedModel
+
+from pairwise_rl.data.encoding import position_ids_from_mask
+
+
+def hidden_states(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Final-layer hidden states (B, T, H) of the backbone (no LM head, no score head)."""
+    out = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                           position_ids=position_ids_from_mask(attention_mask), use_cache=False)
+    return out.last_hidden_state
+
+
+def last_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    return hidden_states(model, input_ids, attention_mask)[:, -1]
+
+
+def lm_head_logits(model: PreTrainedModel, hidden: torch.Tensor, token_ids: Sequence[int] | None = None) -> torch.Tensor:
+    """LM-head logits for `hidden` (..., H): all tokens, or only `token_ids` (a slice of the output embedding)."""
+    head = model.get_output_embeddings()
+    if token_ids is None:
+        return head(hidden)
+    index = torch.as_tensor(list(token_ids), device=hidden.device)
+    logits = hidden @ head.weight[index].T
+    if getattr(head, "bias", None) is not None:
+        logits = logits + head.bias[index]
+    return logits
+
+
+def scalar_head(model: PreTrainedModel, hidden: torch.Tensor) -> torch.Tensor:
+    """The 1-output `score` head of an AutoModelForSequenceClassification, applied to (..., H) -> (...)."""
+    return model.score(hidden).squeeze(-1)

@@ -1,0 +1,284 @@
+"""PPO for both variants (standard | pairwise) as one LightningModule with manual optimisation.
+
+One training step = one PPO iteration: sample a rollout from the policy, score it (RM, anchors, frozen
+reference), shape rewards with the KL penalty, compute GAE, then several epochs of clipped policy and value
+updates over minibatches. The math is in algos/, the rewards in rewards/; this module owns the loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import lightning as L
+import torch
+from omegaconf import DictConfig
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pairwise_rl.algos.kl import kl_penalty
+from pairwise_rl.algos.ppo import (AdaptiveKLController, FixedKLController, entropy_from_logits, explained_variance,
+                                   gae, kl_shaped_rewards, masked_mean, masked_sum, masked_whiten, policy_loss,
+                                   token_logprobs, value_loss)
+from pairwise_rl.data.batches import ResumeSampler, StepBatches, step_seed
+from pairwise_rl.data.records import Prompt
+from pairwise_rl.eval.io import write_jsonl
+from pairwise_rl.models.generation import generate
+from pairwise_rl.models.heads import hidden_states, lm_head_logits, scalar_head
+from pairwise_rl.modules.optim import adamw
+from pairwise_rl.rewards.anchors import AnchorContext, build_anchor
+from pairwise_rl.rewards.base import RewardModel
+from pairwise_rl.rewards.ppo_reward import PPO_VARIANTS
+from pairwise_rl.tasks.digits import gold_score, kind_of, mean_by_kind
+
+
+def _response_hidden(model: PreTrainedModel, sequences: torch.Tensor, attention_mask: torch.Tensor,
+                     prompt_len: int) -> torch.Tensor:
+    """Hidden states at the positions that predict each response token: P-1 .. P+R-2."""
+    return hidden_states(model, sequences, attention_mask)[:, prompt_len - 1:-1]
+
+
+@dataclass
+class Samples:
+    """Responses to a batch of prompts, with everything needed to judge them (no critic quantities)."""
+
+    prompts: List[Prompt]
+    sequences: torch.Tensor
+    attention_mask: torch.Tensor
+    prompt_len: int
+    response_ids: torch.Tensor
+    mask: torch.Tensor                # (B, R) float, 1 on response tokens
+    texts: List[str]
+    logprobs: torch.Tensor
+    ref_logprobs: torch.Tensor
+    reward: torch.Tensor              # sequence reward PPO optimises (pre-KL)
+    win_prob: Optional[torch.Tensor]  # P(response beats anchor)
+    anchors: Optional[List[str]]
+    gold: Optional[torch.Tensor]      # gold score where a gold judge exists
+
+
+@dataclass
+class Rollout(Samples):
+    values: torch.Tensor = None
+    advantages: torch.Tensor = None
+    returns: torch.Tensor = None
+    kl: torch.Tensor = None
+
+
+class PPOModule(L.LightningModule):
+    def __init__(self, policy: PreTrainedModel, reference: PreTrainedModel, critic: PreTrainedModel,
+                 reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Prompt],
+                 val_prompts: Sequence[Prompt], cfg: DictConfig, seed: int, samples_dir: Optional[Path] = None):
+        super().__init__()
+        self.automatic_optimization = False
+        self.policy, self.reference, self.critic = policy, reference, critic
+        self.reward_model = reward_model
+        # A submodule, so Lightning places it with the others (the gold judge has no network).
+        self.reward_net = reward_model.model if reward_model.model is not None else torch.nn.Identity()
+        for frozen in (self.reference, self.reward_net):
+            frozen.requires_grad_(False)
+        self.tokenizer, self.cfg, self.seed = tokenizer, cfg, seed
+        self.prompts, self.val_prompts = list(prompts), list(val_prompts)
+        self.samples_dir = samples_dir
+
+        ppo = cfg.ppo
+        self.variant = PPO_VARIANTS.get(ppo.variant)
+        self.anchor_name = self.variant.anchor_override(reward_model) or ppo.anchor
+        self.anchor = build_anchor(self.anchor_name) if self.variant.needs_anchor(reward_model) else None
+        self.kl_ctl = (AdaptiveKLController(ppo.kl.coef, ppo.kl.target, ppo.kl.horizon) if ppo.kl.adaptive
+                       else FixedKLController(ppo.kl.coef))
+        self.iteration = 0
+        self.resume_step = 0
+
+    # ------------------------------------------------------------------------------------------ plumbing
+    def train(self, mode: bool = True) -> "PPOModule":
+        super().train(mode)
+        self.reference.eval()  # frozen models never leave eval mode (Lightning calls train() after validation)
+        self.reward_net.eval()
+        return self
+
+    def on_fit_start(self) -> None:
+        self.train()  # from_pretrained returns eval mode; the trainable models must not inherit it
+
+    @property
+    def completed_steps(self) -> int:
+        return self.iteration
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ppo_state"] = {"iteration": self.iteration, "kl_ctl": self.kl_ctl.state_dict(),
+                                   "anchor": self.anchor.state_dict() if self.anchor else None}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["ppo_state"]
+        self.iteration = self.resume_step = state["iteration"]
+        self.kl_ctl.load_state_dict(state["kl_ctl"])
+        if self.anchor is not None:
+            self.anchor.load_state_dict(state["anchor"])
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        batches = StepBatches(len(self.prompts), self.cfg.ppo.rollout_batch_size, self.cfg.ppo.iterations, self.seed,
+                              lambda indices, step: [self.prompts[i] for i in indices], purpose="ppo")
+        return torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda x: x,
+                                           sampler=ResumeSampler(self.cfg.ppo.iterations, self.resume_step))
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader([self.val_prompts], batch_size=None, collate_fn=lambda x: x)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        return batch  # Prompt records; tensors are made on the right device when tokenized
+
+    def configure_optimizers(self):
+        return [adamw(self.policy.parameters(), self.cfg.ppo.policy_lr, 0.0),
+                adamw(self.critic.parameters(), self.cfg.ppo.critic_lr, 0.0)]
+
+    # ------------------------------------------------------------------------------------------ rollout
+    def _anchor_context(self, seed: int) -> AnchorContext:
+        g = self.cfg.generation
+        return AnchorContext(self.policy, self.reference, self.tokenizer, self.reward_model, g.max_new_tokens,
+                             self.cfg.data.max_prompt_tokens, g.temperature, self.cfg.ppo.best_of_n, seed)
+
+    def _logprobs(self, model: PreTrainedModel, sequences, attention_mask, prompt_len, response_ids):
+        hidden = _response_hidden(model, sequences, attention_mask, prompt_len)
+        return token_logprobs(lm_head_logits(model, hidden), response_ids)
+
+    @torch.no_grad()
+    def sample(self, prompts: List[Prompt], seed: int, greedy: bool = False) -> Samples:
+        g = self.cfg.generation
+        texts = [p.prompt for p in prompts]
+        out = generate(self.policy, self.tokenizer, texts, max_new_tokens=g.max_new_tokens,
+                       max_prompt_tokens=self.cfg.data.max_prompt_tokens, greedy=greedy, temperature=g.temperature,
+                       top_k=g.top_k, top_p=g.top_p, generator_seed=seed)
+        sequences = torch.cat([out.prompt_ids, out.response_ids], 1)
+        attention_mask = torch.cat([out.prompt_mask, out.response_mask], 1)
+        prompt_len = out.prompt_ids.shape[1]
+        logprobs = self._logprobs(self.policy, sequences, attention_mask, prompt_len, out.response_ids)
+        ref_logprobs = self._logprobs(self.reference, sequences, attention_mask, prompt_len, out.response_ids)
+        anchors = self.anchor.anchors(prompts, self._anchor_context(seed + 1)) if self.anchor else None
+        judged = self.variant.reward(self.reward_model, texts, out.texts, anchors, self.cfg.ppo.center_reward)
+        gold = None
+        if all(p.task == "digits" for p in prompts):
+            gold = torch.tensor([gold_score(p, r) for p, r in zip(texts, out.texts)])
+        return Samples(prompts, sequences, attention_mask, prompt_len, out.response_ids, out.response_mask.float(),
+                       out.texts, logprobs, ref_logprobs, judged.reward.to(logprobs.device),
+                       None if judged.win_prob is None else judged.win_prob.to(logprobs.device), anchors, gold)
+
+    @torch.no_grad()
+    def make_rollout(self, prompts: List[Prompt], step: int) -> Rollout:
+        ppo = self.cfg.ppo
+        samples = self.sample(prompts, step_seed(self.seed, step, "rollout"))
+        values = scalar_head(self.critic, _response_hidden(self.critic, samples.sequences, samples.attention_mask,
+                                                           samples.prompt_len)).float()
+        kl = kl_penalty(samples.logprobs, samples.ref_logprobs, ppo.kl.estimator)
+        coef = self.kl_ctl.value if ppo.kl.in_reward else 0.0
+        rewards = kl_shaped_rewards(samples.reward, kl, samples.mask, coef)
+        advantages, returns = gae(rewards, values, samples.mask, ppo.gamma, ppo.lam)
+        if ppo.whiten_advantages:
+            advantages = masked_whiten(advantages, samples.mask)
+        return Rollout(**samples.__dict__, values=values, advantages=advantages, returns=returns, kl=kl)
+
+    # ------------------------------------------------------------------------------------------ update
+    def ppo_update(self, rollout: Rollout, step: int) -> Dict[str, float]:
+        ppo = self.cfg.ppo
+        policy_opt, critic_opt = self.optimizers()
+        generator = torch.Generator().manual_seed(step_seed(self.seed, step, "minibatch"))
+        totals: Dict[str, float] = {}
+        updates = 0
+        for _ in range(ppo.ppo_epochs):
+            for index in torch.randperm(len(rollout.texts), generator=generator).split(ppo.minibatch_size):
+                index = index.to(rollout.sequences.device)
+                seq, attn, mask = rollout.sequences[index], rollout.attention_mask[index], rollout.mask[index]
+                hidden = _response_hidden(self.policy, seq, attn, rollout.prompt_len)
+                logits = lm_head_logits(self.policy, hidden)
+                logprobs = token_logprobs(logits, rollout.response_ids[index])
+                pg_loss, stats = policy_loss(logprobs, rollout.logprobs[index], rollout.advantages[index], mask,
+                                             ppo.clip_ratio, ppo.dual_clip)
+                entropy = masked_mean(entropy_from_logits(logits), mask)
+                loss = pg_loss - ppo.entropy_coef * entropy
+                if not ppo.kl.in_reward:
+                    kl_term = masked_mean(kl_penalty(logprobs, rollout.ref_logprobs[index], ppo.kl.estimator), mask)
+                    loss = loss + self.kl_ctl.value * kl_term
+                policy_opt.zero_grad()
+                self.manual_backward(loss)
+                self.clip_gradients(policy_opt, gradient_clip_val=ppo.max_grad_norm, gradient_clip_algorithm="norm")
+                policy_opt.step()
+
+                values = scalar_head(self.critic, _response_hidden(self.critic, seq, attn, rollout.prompt_len)).float()
+                vf_loss, vstats = value_loss(values, rollout.values[index], rollout.returns[index], mask,
+                                             ppo.value_clip)
+                critic_opt.zero_grad()
+                self.manual_backward(ppo.vf_coef * vf_loss)
+                self.clip_gradients(critic_opt, gradient_clip_val=ppo.max_grad_norm, gradient_clip_algorithm="norm")
+                critic_opt.step()
+
+                for name, value in {"policy_loss": pg_loss, "value_loss": vf_loss, "entropy": entropy,
+                                    **stats, **vstats}.items():
+                    totals[name] = totals.get(name, 0.0) + float(value.detach())
+                updates += 1
+        return {name: value / updates for name, value in totals.items()}
+
+    def training_step(self, prompts: List[Prompt], batch_idx: int) -> None:
+        step = self.iteration
+        rollout = self.make_rollout(prompts, step)
+        update = self.ppo_update(rollout, step)
+        kl_per_sequence = masked_sum(rollout.logprobs - rollout.ref_logprobs, rollout.mask, dim=-1)
+        metrics = {
+            "reward/mean": rollout.reward.mean(), "reward/std": rollout.reward.std(),
+            "kl/sequence": kl_per_sequence.mean(), "kl/coef": torch.tensor(self.kl_ctl.value),
+            "response/length": rollout.mask.sum(-1).mean(),
+            "value/explained_variance": explained_variance(rollout.values, rollout.returns, rollout.mask),
+            "value/mean": masked_mean(rollout.values, rollout.mask), "returns/mean": masked_mean(rollout.returns,
+                                                                                                  rollout.mask),
+            **{f"ppo/{k}": torch.tensor(v) for k, v in update.items()},
+            **self._anchor_metrics(rollout),
+        }
+        if rollout.gold is not None:
+            metrics["gold/mean"] = rollout.gold.mean()
+        self.kl_ctl.update(float(kl_per_sequence.mean()), len(prompts))
+        self.iteration += 1
+        self.log_dict({f"train/{k}": float(v) for k, v in metrics.items()}, batch_size=len(prompts),
+                      prog_bar=False)
+        self.log("gold", float(metrics.get("gold/mean", metrics["reward/mean"])), prog_bar=True,
+                 batch_size=len(prompts))
+
+    def _anchor_metrics(self, samples: Samples) -> Dict[str, torch.Tensor]:
+        out: Dict[str, torch.Tensor] = {}
+        if samples.win_prob is not None:
+            out["anchor/win_rate"] = (samples.win_prob > 0.5).float().mean()
+            out["anchor/win_prob"] = samples.win_prob.mean()
+        if samples.anchors is not None and samples.gold is not None:
+            anchor_gold = torch.tensor([gold_score(p.prompt, a) for p, a in zip(samples.prompts, samples.anchors)])
+            out["anchor/gold_win_rate"] = (samples.gold > anchor_gold).float().mean()
+            out["anchor/gold"] = anchor_gold.mean()
+        return out
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, prompts: List[Prompt], tag: str, greedy: bool = True) -> tuple[Dict[str, float], List[dict]]:
+        """Held-out metrics (gold, reward, KL to the reference, anchor win rate) and the sample rows behind them."""
+        metrics: Dict[str, float] = {}
+        rows: List[dict] = []
+        for mode in ("sampled", "greedy") if greedy else ("sampled",):
+            samples = self.sample(prompts, seed=step_seed(0, 0, "eval"), greedy=mode == "greedy")
+            kl = masked_sum(samples.logprobs - samples.ref_logprobs, samples.mask, dim=-1)
+            metrics[f"reward_{mode}"] = float(samples.reward.mean())
+            metrics[f"kl_{mode}"] = float(kl.mean())
+            metrics[f"response_length_{mode}"] = float(samples.mask.sum(-1).mean())
+            for name, value in self._anchor_metrics(samples).items():
+                metrics[f"{name}_{mode}"] = float(value)
+            texts = [p.prompt for p in prompts]
+            if samples.gold is not None:
+                for kind, value in mean_by_kind(texts, samples.gold.tolist()).items():
+                    metrics[f"gold_{mode}/{kind}"] = value
+            for i, prompt in enumerate(texts):
+                rows.append({"task": prompts[i].task, "kind": kind_of(prompt) if samples.gold is not None else None,
+                             "mode": mode, "model": tag, "prompt": prompt, "response": samples.texts[i],
+                             "anchor": samples.anchors[i] if samples.anchors else None,
+                             "reward": float(samples.reward[i]), "kl": float(kl[i]),
+                             "gold": float(samples.gold[i]) if samples.gold is not None else None})
+        return metrics, rows
+
+    def validation_step(self, prompts: List[Prompt], batch_idx: int) -> None:
+        metrics, rows = self.evaluate(prompts, tag=f"iteration-{self.iteration}", greedy=True)
+        if self.samples_dir is not None and self.trainer.is_global_zero:
+            write_jsonl(self.samples_dir / f"iteration-{self.iteration:05d}.jsonl", rows)
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()}, batch_size=len(prompts))

@@ -1,0 +1,85 @@
+"""The generative pairwise reward model (Pairwise-RL): the LM itself judges "prompt, A, B" with a verdict token.
+
+Only the verdict position is read: the backbone's last hidden state times the LM-head rows of the two verdict
+tokens (for P(A wins)) or of the whole vocabulary at that single position (for the next-token training loss).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+
+from pairwise_rl.algos.preference import both_orders_probability, verdict_loss, verdict_probability
+from pairwise_rl.data.encoding import encode_prompt, left_pad, truncate_text
+from pairwise_rl.data.records import Preference
+from pairwise_rl.data.templates import render, single_order, swap_augment, verdict_token_ids
+from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
+from pairwise_rl.models.heads import last_hidden, lm_head_logits
+from pairwise_rl.rewards.base import RM_MODES, PairProbabilities, RewardModel
+
+
+@RM_MODES.register("generative")
+class GenerativeReward(RewardModel):
+    mode = "generative"
+
+    def __init__(self, *args, template: str, verdict_tokens: Sequence[str], swap_augment: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.template, self.verdict_tokens = template, list(verdict_tokens)
+        self.swap_augment = swap_augment
+        self.both_orders = True  # a runtime choice of the caller (ppo.both_orders), not a property of the model
+        self.verdict_ids = verdict_token_ids(self.tokenizer, self.verdict_tokens)
+
+    def _encode(self, prompts: Sequence[str], a: Sequence[str], b: Sequence[str]) -> Dict[str, torch.Tensor]:
+        def cut(text: str, limit: int, keep: str) -> str:
+            return truncate_text(self.tokenizer, text, limit, keep)
+
+        texts = [render(self.template, cut(p, self.max_prompt_tokens, "end"), cut(x, self.max_response_tokens, "start"),
+                        cut(y, self.max_response_tokens, "start")) for p, x, y in zip(prompts, a, b)]
+        # The template budget is generous: the pieces were already cut to their own limits.
+        limit = self.max_prompt_tokens + 2 * self.max_response_tokens + len(self.template) + 8
+        ids, mask = left_pad([encode_prompt(self.tokenizer, t, limit) for t in texts], self.tokenizer.pad_token_id)
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+
+    def _verdict_hidden(self, prompts, a, b) -> torch.Tensor:
+        batch = self._encode(prompts, a, b)
+        return last_hidden(self.model, batch["input_ids"], batch["attention_mask"])
+
+    def _p_a_wins(self, prompts, a, b) -> torch.Tensor:
+        logits = lm_head_logits(self.model, self._verdict_hidden(prompts, a, b), self.verdict_ids)
+        return verdict_probability(logits[:, 0], logits[:, 1])
+
+    def training_loss(self, pairs: Sequence[Preference]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        rows: List[Tuple[str, str, str, int]] = swap_augment(pairs) if self.swap_augment else single_order(pairs)
+        prompts, a, b, verdicts = zip(*rows)
+        hidden = self._verdict_hidden(prompts, a, b)
+        logits = lm_head_logits(self.model, hidden)  # full vocabulary, but only at the verdict position
+        targets = torch.tensor([self.verdict_ids[v] for v in verdicts], device=logits.device)
+        loss = verdict_loss(logits, targets)
+        p_a = verdict_probability(logits[:, self.verdict_ids[0]], logits[:, self.verdict_ids[1]])
+        correct = torch.where(torch.tensor(verdicts, device=p_a.device) == 0, p_a > 0.5, p_a < 0.5)
+        verdict_mass = logits.float().softmax(-1)[:, list(self.verdict_ids)].sum(-1)
+        return loss, {"accuracy": correct.float().mean().detach(), "verdict_mass": verdict_mass.mean().detach()}
+
+    def _pair_probabilities(self, prompts, y1, y2) -> PairProbabilities:
+        if not self.both_orders:
+            p_first = self._p_a_wins(list(prompts), list(y1), list(y2))
+            return PairProbabilities(p_first, p_first, None)
+        # Both orders in one forward pass: rows [y1 as A] then [y2 as A].
+        prompts = list(prompts)
+        p = self._p_a_wins(prompts + prompts, list(y1) + list(y2), list(y2) + list(y1))
+        p_first, p_second = p.chunk(2)
+        return PairProbabilities(both_orders_probability(p_first, p_second), p_first, p_second)
+
+    def spec(self):
+        return {**super().spec(), "template": self.template, "verdict_tokens": self.verdict_tokens,
+                "swap_augment": self.swap_augment}
+
+    @classmethod
+    def config_spec(cls, cfg):
+        return {**super().config_spec(cfg), "template": cfg.rm.template, "verdict_tokens": list(cfg.rm.verdict_tokens),
+                "swap_augment": cfg.rm.swap_augment}
+
+    @classmethod
+    def from_pretrained(cls, directory: str, dtype: str = "float32", **spec) -> "GenerativeReward":
+        return cls(load_causal_lm(directory, dtype), load_tokenizer(directory), **spec)

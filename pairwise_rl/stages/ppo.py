@@ -1,0 +1,83 @@
+"""stage=ppo: optimise the SFT policy against the trained RM with standard or pairwise PPO."""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, List
+
+import torch
+from omegaconf import DictConfig
+
+from pairwise_rl.data.records import Prompt
+from pairwise_rl.eval.io import write_json, write_jsonl
+from pairwise_rl.eval.report import print_table, transpose
+from pairwise_rl.models.factory import load_causal_lm, load_scalar_model, load_tokenizer
+from pairwise_rl.modules.ppo import PPOModule
+from pairwise_rl.pipeline import StageContext, artifact_stage
+from pairwise_rl.rewards import load_reward_model
+from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.common import HF_DIR, run_artifact_stage, run_name
+from pairwise_rl.tasks.demonstrations import demonstrations
+from pairwise_rl.tasks.digits import sample_problems
+from pairwise_rl.training import build_trainer, finish_loggers, fit
+
+log = logging.getLogger(__name__)
+
+PPO_KEYS = ("ppo",)
+TABLE_METRICS = ("gold_sampled/all", "gold_sampled/sort", "gold_sampled/reverse", "gold_sampled/add",
+                 "gold_greedy/all", "reward_sampled", "kl_sampled", "anchor/win_rate_sampled",
+                 "anchor/gold_win_rate_sampled", "response_length_sampled")
+
+
+def digits_prompt_records(cfg: DictConfig, split: str, n: int) -> List[Prompt]:
+    """Prompts with their (imperfect) demonstration as reference: what the `reference` anchor compares against."""
+    d = cfg.data.digits
+    seed = cfg.seed if split == "train" else 0
+    problems = sample_problems(split, n, seed, d.kinds, d.min_items, d.max_items, d.max_addend)
+    return demonstrations(problems, d.corruption_rate, seed if split == "train" else 10_000 + len(split))
+
+
+@artifact_stage("ppo", needs=("sft", "rm"), keys=PPO_KEYS)
+def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
+    sft_dir, rm_dir = str(ctx.needs["sft"] / HF_DIR), ctx.needs["rm"] / HF_DIR
+    tokenizer = load_tokenizer(sft_dir)
+    policy, reference = load_causal_lm(sft_dir, cfg.model.dtype), load_causal_lm(sft_dir, cfg.model.dtype)
+    reward_model = load_reward_model(rm_dir, cfg.model.dtype)
+    reward_model.both_orders = cfg.ppo.both_orders
+    critic_from_rm = cfg.ppo.critic_init == "rm" and reward_model.model is not None
+    if cfg.ppo.critic_init == "rm" and not critic_from_rm:
+        log.info("rm=%s has no network to start the critic from; using the SFT backbone", reward_model.mode)
+    critic = load_scalar_model(str(rm_dir) if critic_from_rm else sft_dir, cfg.model.dtype)
+    # The value head always starts at zero. A random head (or a BT head, which is only meaningful at the final
+    # token) puts per-token noise into every GAE advantage; measured on digits with the gold reward, that noise
+    # alone made PPO lose gold. A zero head starts from whitened reward-to-go and the critic learns from there.
+    torch.nn.init.zeros_(critic.score.weight)
+
+    prompts = digits_prompt_records(cfg, "train", cfg.data.digits.num_train_prompts)
+    val_prompts = digits_prompt_records(cfg, "val", cfg.data.digits.num_val_prompts)
+    test_prompts = digits_prompt_records(cfg, "test", cfg.eval.num_prompts)
+    module = PPOModule(policy, reference, critic, reward_model, tokenizer, prompts, val_prompts, cfg, cfg.seed,
+                       samples_dir=ctx.dir / "val_samples")
+
+    before, before_rows = module.evaluate(test_prompts, tag="sft", greedy=cfg.eval.greedy)
+    trainer = build_trainer(cfg, ctx.dir, stage="ppo", run_name=run_name(cfg, ctx), val_every=cfg.ppo.val_every,
+                            checkpoint_every=cfg.ppo.checkpoint_every, log_every_n_steps=1)
+    fit(trainer, module, ctx.dir)
+    policy.save_pretrained(ctx.dir / HF_DIR)
+    tokenizer.save_pretrained(ctx.dir / HF_DIR)
+
+    after, rows = module.evaluate(test_prompts, tag="ppo", greedy=cfg.eval.greedy)
+    write_jsonl(ctx.dir / "samples.jsonl", before_rows + rows)
+    write_json(ctx.dir / "metrics.json", after)
+    title = f"PPO ({cfg.ppo.variant}, rm={reward_model.mode}, anchor={module.anchor_name if module.anchor else '-'})"
+    print_table(f"{title}: held-out test prompts (n={len(test_prompts)})",
+                transpose({"sft": {m: before.get(m) for m in TABLE_METRICS},
+                           "ppo": {m: after.get(m) for m in TABLE_METRICS}}))
+    metrics = {**after, **{f"sft/{k}": v for k, v in before.items()}}
+    finish_loggers(trainer, metrics)
+    return metrics
+
+
+@STAGES.register("ppo")
+def ppo_command(cfg: DictConfig):
+    return run_artifact_stage(cfg, "ppo")

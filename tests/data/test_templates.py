@@ -1,0 +1,25 @@
+import pytest
+
+from pairwise_rl.data.records import Preference
+from pairwise_rl.data.templates import A_WINS, B_WINS, render, swap_augment, verdict_token_ids
+from pairwise_rl.models.tokenizer import build_char_tokenizer
+
+
+def test_render_fills_slots_and_leaves_other_braces_alone():
+    out = render('{"rule": 1}\n{prompt}\nA:{a}\nB:{b}\nBetter:', "add: 1 + 1 =", " 2", " 3")
+    assert out == '{"rule": 1}\nadd: 1 + 1 =\nA: 2\nB: 3\nBetter:'
+
+
+def test_swap_augmentation_doubles_and_mirrors_the_pairs():
+    pairs = [Preference("p1", "good", "bad"), Preference("p2", "x", "y")]
+    rows = swap_augment(pairs)
+    assert rows == [("p1", "good", "bad", A_WINS), ("p1", "bad", "good", B_WINS),
+                    ("p2", "x", "y", A_WINS), ("p2", "y", "x", B_WINS)]
+
+
+def test_verdict_tokens_must_be_single_tokens():
+    tokenizer = build_char_tokenizer()
+    a, b = verdict_token_ids(tokenizer, ["A", "B"])
+    assert tokenizer.decode([a, b]) == "AB"
+    with pytest.raises(ValueError, match="rm.verdict_tokens"):
+        verdict_token_ids(tokenizer, ["Yes", "No"])

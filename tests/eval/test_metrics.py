@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from pairwise_rl.eval.metrics import accuracy, brier, ece, nll, position_consistency, preference_metrics, reliability
+
+P = torch.tensor([0.1, 0.2, 0.8, 0.9])
+Y = torch.tensor([0.0, 1.0, 1.0, 1.0])
+
+
+def test_accuracy_counts_ties_as_half():
+    assert accuracy(P, Y) == pytest.approx(0.75)
+    assert accuracy(torch.tensor([0.5, 0.5]), torch.tensor([1.0, 0.0])) == pytest.approx(0.5)
+
+
+def test_brier_and_nll_hand_values():
+    assert brier(P, Y) == pytest.approx((0.01 + 0.64 + 0.04 + 0.01) / 4)
+    expected_nll = -(torch.log(torch.tensor([0.9, 0.2, 0.8, 0.9]))).mean().item()
+    assert nll(P, Y) == pytest.approx(expected_nll, rel=1e-6)
+
+
+def test_ece_hand_value_with_two_bins():
+    # bin [0, .5): mean p 0.15, frequency 0.5 -> 0.35 * 2/4; bin [.5, 1]: mean p 0.85, frequency 1.0 -> 0.15 * 2/4
+    assert ece(P, Y, bins=2) == pytest.approx(0.25)
+    rel = reliability(P, Y, bins=2)
+    assert rel.count == [2, 2] and rel.confidence == pytest.approx([0.15, 0.85]) and rel.frequency == [0.5, 1.0]
+
+
+def test_ece_is_zero_for_perfect_calibration_and_handles_empty_bins_and_p_equal_one():
+    probs = torch.tensor([0.25] * 4 + [1.0] * 2)
+    labels = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0])
+    rel = reliability(probs, labels, bins=4)
+    assert rel.ece == pytest.approx(0.0) and rel.count == [0, 4, 0, 2]
+
+
+def test_position_consistency_hand_value():
+    first = torch.tensor([0.8, 0.6, 0.3])   # y1 wins, y1 wins, y2 wins
+    second = torch.tensor([0.1, 0.7, 0.6])  # (y2 as A) y1 wins, y2 wins, y2 wins
+    assert position_consistency(first, second) == pytest.approx(2 / 3)
+
+
+def test_preference_metrics_gold_accuracy_skips_gold_ties_and_oracle_error():
+    gold = torch.tensor([0.0, float("nan"), 1.0, 0.0])
+    true = torch.tensor([0.1, 0.5, 0.9, 0.9])
+    metrics = preference_metrics(P, Y, 2, gold_labels=gold, true_probs=true)
+    assert metrics["gold_accuracy"] == pytest.approx(2 / 3)
+    assert metrics["oracle_prob_mae"] == pytest.approx((0.0 + 0.3 + 0.1 + 0.0) / 4)

@@ -1,0 +1,123 @@
+"""The reward interface on real tiny models: BT compare, the generative judge's verdict and its order averaging."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from pairwise_rl.data.records import Preference
+from pairwise_rl.models.factory import build_tiny_causal_lm
+from pairwise_rl.models.tokenizer import build_char_tokenizer
+from pairwise_rl.rewards import RM_MODES, load_reward_model
+from pairwise_rl.rewards.bt import BTReward
+from pairwise_rl.rewards.generative import GenerativeReward
+
+TINY = dict(arch="llama", hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, max_position_embeddings=128)
+TEMPLATE = "{prompt}\nA:{a}\nB:{b}\nBetter:"
+PROMPTS = ["sort: 3 1 2 =", "add: 12 + 30 =", "reverse: 1 2 3 4 5 ="]
+GOOD = [" 1 2 3", " 42", " 5 4 3 2 1"]
+BAD = [" 3 1", " 41", " 5 4"]
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("policy")
+    tokenizer = build_char_tokenizer()
+    build_tiny_causal_lm(OmegaConf.create(TINY), tokenizer, seed=0).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def generative(policy_dir, **kw) -> GenerativeReward:
+    return GenerativeReward.from_pretrained(policy_dir, max_prompt_tokens=64, max_response_tokens=24,
+                                            template=TEMPLATE, verdict_tokens=["A", "B"], **kw)
+
+
+def test_modes_are_registered():
+    assert RM_MODES.names() == ["bt", "generative", "gold"]
+
+
+def test_gold_judge_scores_with_the_gold_score_and_compares_with_the_annotator_probability(tmp_path):
+    from pairwise_rl.rewards.gold import GoldReward
+    from pairwise_rl.tasks.oracle import preference_probability
+
+    judge = GoldReward({"sort": 0.05, "add": 0.3, "reverse": 0.1})
+    assert judge.score(PROMPTS, GOOD).tolist() == [1.0, 1.0, 1.0]
+    assert judge.score(PROMPTS, BAD).tolist() == pytest.approx([0.0, 0.5, 0.4])  # " 3 1" vs " 1 2 3": 0 of 3
+    p = judge.compare(PROMPTS, GOOD, BAD)
+    assert p.tolist() == pytest.approx([preference_probability(1.0, 0.0, 0.05), preference_probability(1.0, 0.5, 0.3),
+                                        preference_probability(1.0, 0.4, 0.1)])
+    judge.save(tmp_path)
+    assert load_reward_model(tmp_path).tau == judge.tau
+
+
+def test_bt_compare_is_sigmoid_of_the_score_difference(policy_dir):
+    judge = BTReward.from_pretrained(policy_dir, max_prompt_tokens=64, max_response_tokens=24)
+    torch.nn.init.normal_(judge.model.score.weight, std=1.0)  # a non-trivial head
+    scores_good, scores_bad = judge.score(PROMPTS, GOOD), judge.score(PROMPTS, BAD)
+    assert torch.allclose(judge.compare(PROMPTS, GOOD, BAD), torch.sigmoid(scores_good - scores_bad), atol=1e-6)
+    assert not torch.allclose(scores_good, scores_bad)
+
+
+def test_bt_score_pools_the_eos_position_and_ignores_left_padding(policy_dir):
+    judge = BTReward.from_pretrained(policy_dir, max_prompt_tokens=64, max_response_tokens=24)
+    torch.nn.init.normal_(judge.model.score.weight, std=1.0)
+    together = judge.score(PROMPTS, GOOD)
+    alone = torch.cat([judge.score([p], [g]) for p, g in zip(PROMPTS, GOOD)])
+    assert torch.allclose(together, alone, atol=1e-5)
+
+
+def test_generative_verdict_matches_a_full_forward_at_the_last_position(policy_dir):
+    judge = generative(policy_dir)
+    probs = judge.pair_probabilities(PROMPTS[:1], GOOD[:1], BAD[:1])
+    text = TEMPLATE.replace("{prompt}", PROMPTS[0]).replace("{a}", GOOD[0]).replace("{b}", BAD[0])
+    ids = torch.tensor([judge.tokenizer(text)["input_ids"]])
+    with torch.no_grad():
+        last = judge.model(ids).logits[0, -1]
+    a, b = judge.verdict_ids
+    expected = torch.softmax(last[[a, b]], -1)[0]
+    assert probs.p_first.item() == pytest.approx(expected.item(), abs=1e-5)
+
+
+def test_both_order_averaging_is_exactly_half_for_identical_responses_even_for_a_position_biased_judge(policy_dir):
+    judge = generative(policy_dir, swap_augment=False)  # trained without swaps: learns "A always wins"
+    optimizer = torch.optim.AdamW(judge.model.parameters(), lr=3e-3)
+    pairs = [Preference(p, g, b) for p, g, b in zip(PROMPTS, GOOD, BAD)]
+    for _ in range(30):
+        loss, _ = judge.training_loss(pairs)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    same = judge.pair_probabilities(PROMPTS, GOOD, GOOD)
+    assert (same.p_first > 0.8).all()  # strongly biased towards A ...
+    assert torch.equal(same.p, torch.full_like(same.p, 0.5))  # ... yet exactly 0.5 after averaging
+
+
+def test_generative_training_loss_trains_both_orders(policy_dir):
+    judge = generative(policy_dir)
+    optimizer = torch.optim.AdamW(judge.model.parameters(), lr=3e-3)
+    pairs = [Preference(p, g, b) for p, g, b in zip(PROMPTS, GOOD, BAD)]
+    for _ in range(60):
+        loss, stats = judge.training_loss(pairs)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    probs = judge.pair_probabilities(PROMPTS, GOOD, BAD)
+    assert (probs.p_first > 0.5).all() and (probs.p_second < 0.5).all()  # right in both orders
+    assert (judge.compare(PROMPTS, GOOD, BAD) > 0.7).all()
+    assert stats["verdict_mass"] > 0.9  # the full-vocabulary loss puts the mass on the verdict tokens
+
+
+@pytest.mark.parametrize("mode", ["bt", "generative"])
+def test_saved_reward_models_reload_with_their_settings(mode, policy_dir, tmp_path):
+    cls = RM_MODES.get(mode)
+    extra = {"template": TEMPLATE, "verdict_tokens": ["A", "B"]} if mode == "generative" else {"margin": 0.5}
+    judge = cls.from_pretrained(policy_dir, max_prompt_tokens=64, max_response_tokens=24, **extra)
+    judge.save(tmp_path)
+    reloaded = load_reward_model(tmp_path)
+    assert type(reloaded) is cls and reloaded.spec() == judge.spec()
+    assert torch.allclose(reloaded.compare(PROMPTS, GOOD, BAD), judge.compare(PROMPTS, GOOD, BAD), atol=1e-6)
+
+
+def test_generative_judge_has_no_absolute_score(policy_dir):
+    with pytest.raises(TypeError, match="no absolute score"):
+        generative(policy_dir).score(PROMPTS, GOOD)
