@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/pairwise-rl $(ARGS)
+	$(BIN)/pairwise-rl experiment=pairwise_vs_bt $(ARGS)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest $(ARGS)

@@ -20,7 +20,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 class TinyModelConfig:
     arch: str = "llama"
     hidden_size: int = 128
-    num_layers: int = 2
+    num_layers: int = 4
     num_heads: int = 4
     intermediate_size: int = 256
     max_position_embeddings: int = 256
@@ -46,7 +46,7 @@ class DigitsConfig:
     max_addend: int = 999
     tau: Dict[str, float] = field(default_factory=lambda: {"sort": 0.05, "reverse": 0.1, "add": 0.3})
     corruption_rate: float = 0.4
-    num_train_prompts: int = 4000
+    num_train_prompts: int = 16000
     num_val_prompts: int = 96
 
 
@@ -86,9 +86,9 @@ class SFTConfig:
 @dataclass
 class RMConfig:
     mode: str = MISSING
-    num_train_pairs: int = 4000
+    num_train_pairs: int = 8000
     num_eval_pairs: int = 600
-    max_steps: int = 400
+    max_steps: int = 600
     batch_size: int = 32
     lr: float = 1.0e-3
     weight_decay: float = 0.0
@@ -109,9 +109,9 @@ class KLConfig:
     coef: float = 0.05
     estimator: str = "k1"
     in_reward: bool = True
-    adaptive: bool = False
-    target: float = 0.5
-    horizon: int = 2000
+    adaptive: bool = True
+    target: float = 0.3
+    horizon: int = 100
 
 
 @dataclass
@@ -177,6 +177,19 @@ class PathsConfig:
     cache_dir: str = MISSING
 
 
+# ------------------------------------------------------------------------------------------------- pipeline
+@dataclass
+class SetupConfig:
+    name: str = MISSING
+    rm: str = MISSING
+    ppo: str = MISSING
+
+
+@dataclass
+class PipelineConfig:
+    setups: List[SetupConfig] = field(default_factory=list)
+
+
 # ----------------------------------------------------------------------------------------------------- eval
 @dataclass
 class EvalConfig:
@@ -199,6 +212,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
 
 def register_configs() -> None:
@@ -306,3 +320,8 @@ def validate(cfg: DictConfig) -> None:
     _one_of(cfg, "logger.name", ["wandb", "csv", "none"])
     _one_of(cfg, "logger.mode", ["auto", "online", "offline", "disabled"])
     _positive(cfg, "eval.num_prompts")
+    for i, setup in enumerate(cfg.pipeline.setups):
+        _one_of(cfg, f"pipeline.setups.{i}.rm", RM_MODES.names())
+        _one_of(cfg, f"pipeline.setups.{i}.ppo", ["standard", "pairwise"])
+    names = [setup.name for setup in cfg.pipeline.setups]
+    _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")

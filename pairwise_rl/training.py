@@ -30,6 +30,8 @@ KEEP_CHECKPOINTS = 2
 warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+# PPO keeps its frozen reference policy and RM in eval mode on purpose (SFT and RM modules call train()).
+warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

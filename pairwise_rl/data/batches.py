@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Callable, Generic, Iterator, List, TypeVar
 
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 B = TypeVar("B")
 
@@ -45,6 +45,13 @@ class StepBatches(Dataset, Generic[B]):
 
     def __getitem__(self, step: int) -> B:
         return self.make_batch(self.indices(step), step)
+
+
+def step_loader(num_examples: int, batch_size: int, num_steps: int, seed: int, make_batch: Callable[[List[int], int], B],
+                purpose: str, start: int = 0) -> DataLoader:
+    """A DataLoader of step-indexed batches starting at `start` (the restored step of a resumed run)."""
+    batches = StepBatches(num_examples, batch_size, num_steps, seed, make_batch, purpose)
+    return DataLoader(batches, batch_size=None, collate_fn=lambda batch: batch, sampler=ResumeSampler(num_steps, start))
 
 
 class ResumeSampler(Sampler[int]):

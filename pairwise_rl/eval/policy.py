@@ -16,7 +16,7 @@ EVAL_SEED = 1234  # sampling in evaluation is seeded apart from training, so eve
 
 
 def policy_samples(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
-                   generation: DictConfig, max_prompt_tokens: int, greedy: bool, batch_size: int = 256,
+                   generation: DictConfig, max_prompt_tokens: int, greedy: bool, batch_size: int = 512,
                    seed: int = EVAL_SEED) -> List[str]:
     responses: List[str] = []
     for start in range(0, len(prompts), batch_size):

@@ -20,9 +20,10 @@ from pairwise_rl.algos.kl import kl_penalty
 from pairwise_rl.algos.ppo import (AdaptiveKLController, FixedKLController, entropy_from_logits, explained_variance,
                                    gae, kl_shaped_rewards, masked_mean, masked_sum, masked_whiten, policy_loss,
                                    token_logprobs, value_loss)
-from pairwise_rl.data.batches import ResumeSampler, StepBatches, step_seed
+from pairwise_rl.data.batches import step_loader, step_seed
 from pairwise_rl.data.records import Prompt
 from pairwise_rl.eval.io import write_jsonl
+from pairwise_rl.eval.policy import EVAL_SEED
 from pairwise_rl.models.generation import generate
 from pairwise_rl.models.heads import hidden_states, lm_head_logits, scalar_head
 from pairwise_rl.modules.optim import adamw
@@ -116,10 +117,8 @@ class PPOModule(L.LightningModule):
             self.anchor.load_state_dict(state["anchor"])
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
-        batches = StepBatches(len(self.prompts), self.cfg.ppo.rollout_batch_size, self.cfg.ppo.iterations, self.seed,
-                              lambda indices, step: [self.prompts[i] for i in indices], purpose="ppo")
-        return torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=lambda x: x,
-                                           sampler=ResumeSampler(self.cfg.ppo.iterations, self.resume_step))
+        return step_loader(len(self.prompts), self.cfg.ppo.rollout_batch_size, self.cfg.ppo.iterations, self.seed,
+                           lambda indices, step: [self.prompts[i] for i in indices], "ppo", self.resume_step)
 
     def val_dataloader(self) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader([self.val_prompts], batch_size=None, collate_fn=lambda x: x)
@@ -258,7 +257,8 @@ class PPOModule(L.LightningModule):
         metrics: Dict[str, float] = {}
         rows: List[dict] = []
         for mode in ("sampled", "greedy") if greedy else ("sampled",):
-            samples = self.sample(prompts, seed=step_seed(0, 0, "eval"), greedy=mode == "greedy")
+            # The same seed as eval.policy: the SFT row here and the SFT stage's own evaluation agree exactly.
+            samples = self.sample(prompts, seed=EVAL_SEED, greedy=mode == "greedy")
             kl = masked_sum(samples.logprobs - samples.ref_logprobs, samples.mask, dim=-1)
             metrics[f"reward_{mode}"] = float(samples.reward.mean())
             metrics[f"kl_{mode}"] = float(kl.mean())

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
-import lightning as L
 import torch
 from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from pairwise_rl.data.batches import ResumeSampler, StepBatches
+from pairwise_rl.data.batches import step_loader
 from pairwise_rl.data.encoding import encode_sft_batch
 from pairwise_rl.data.records import Prompt
 from pairwise_rl.eval.policy import policy_samples
+from pairwise_rl.modules.base import StepTrainedModule
 from pairwise_rl.modules.optim import adamw, warmup_cosine
 from pairwise_rl.tasks.digits import gold_score, mean_by_kind
 
 
-class SFTModule(L.LightningModule):
+class SFTModule(StepTrainedModule):
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, demos: Sequence[Prompt],
                  val_prompts: Sequence[str], cfg: DictConfig, seed: int):
-        super().__init__()
-        self.model, self.tokenizer = model, tokenizer
+        super().__init__(model)
+        self.tokenizer = tokenizer
         self.demos, self.val_prompts = list(demos), list(val_prompts)
         self.cfg, self.seed = cfg, seed
-        self.resume_step = 0
 
     # ---------------------------------------------------------------------------------------------- data
     def _make_batch(self, indices: List[int], step: int) -> Dict[str, torch.Tensor]:
@@ -33,23 +32,11 @@ class SFTModule(L.LightningModule):
                                 self.cfg.data.max_prompt_tokens, self.cfg.data.max_response_tokens)
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
-        batches = StepBatches(len(self.demos), self.cfg.sft.batch_size, self.cfg.sft.max_steps, self.seed,
-                              self._make_batch, purpose="sft")
-        return torch.utils.data.DataLoader(batches, batch_size=None,
-                                           sampler=ResumeSampler(self.cfg.sft.max_steps, self.resume_step))
+        return step_loader(len(self.demos), self.cfg.sft.batch_size, self.cfg.sft.max_steps, self.seed,
+                           self._make_batch, "sft", self.resume_step)
 
     def val_dataloader(self) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(self.val_prompts, batch_size=len(self.val_prompts), collate_fn=list)
-
-    def on_fit_start(self) -> None:
-        self.model.train()  # from_pretrained returns eval mode; training must not inherit it
-
-    @property
-    def completed_steps(self) -> int:
-        return self.trainer.global_step
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.resume_step = int(checkpoint["global_step"])
 
     # ---------------------------------------------------------------------------------------------- loops
     def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -78,15 +78,21 @@ def test_generative_verdict_matches_a_full_forward_at_the_last_position(policy_d
     assert probs.p_first.item() == pytest.approx(expected.item(), abs=1e-5)
 
 
-def test_both_order_averaging_is_exactly_half_for_identical_responses_even_for_a_position_biased_judge(policy_dir):
-    judge = generative(policy_dir, swap_augment=False)  # trained without swaps: learns "A always wins"
+def train(judge, steps: int) -> dict:
+    """A few AdamW steps on the GOOD-over-BAD pairs; returns the last step's statistics."""
     optimizer = torch.optim.AdamW(judge.model.parameters(), lr=3e-3)
     pairs = [Preference(p, g, b) for p, g, b in zip(PROMPTS, GOOD, BAD)]
-    for _ in range(30):
-        loss, _ = judge.training_loss(pairs)
+    for _ in range(steps):
+        loss, stats = judge.training_loss(pairs)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
+    return stats
+
+
+def test_both_order_averaging_is_exactly_half_for_identical_responses_even_for_a_position_biased_judge(policy_dir):
+    judge = generative(policy_dir, swap_augment=False)  # trained without swaps: learns "A always wins"
+    train(judge, 30)
     same = judge.pair_probabilities(PROMPTS, GOOD, GOOD)
     assert (same.p_first > 0.8).all()  # strongly biased towards A ...
     assert torch.equal(same.p, torch.full_like(same.p, 0.5))  # ... yet exactly 0.5 after averaging
@@ -94,13 +100,7 @@ def test_both_order_averaging_is_exactly_half_for_identical_responses_even_for_a
 
 def test_generative_training_loss_trains_both_orders(policy_dir):
     judge = generative(policy_dir)
-    optimizer = torch.optim.AdamW(judge.model.parameters(), lr=3e-3)
-    pairs = [Preference(p, g, b) for p, g, b in zip(PROMPTS, GOOD, BAD)]
-    for _ in range(60):
-        loss, stats = judge.training_loss(pairs)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    stats = train(judge, 60)
     probs = judge.pair_probabilities(PROMPTS, GOOD, BAD)
     assert (probs.p_first > 0.5).all() and (probs.p_second < 0.5).all()  # right in both orders
     assert (judge.compare(PROMPTS, GOOD, BAD) > 0.7).all()

@@ -27,6 +27,8 @@ def test_every_rm_x_ppo_cell_runs_and_logs_its_metrics(rm, variant, make_debug_c
     assert ("train/anchor/win_rate" in logged) == uses_anchor
     metrics = stage_metrics(out)
     assert {"gold_sampled/all", "sft/gold_sampled/all", "kl_sampled", "reward_sampled"} <= set(metrics)
+    sft_dir = next(out.parent.glob("sft-*"))
+    assert metrics["sft/gold_sampled/all"] == stage_metrics(sft_dir)["gold_sampled/all"]  # one SFT number
     rows = read_jsonl(out / "samples.jsonl")
     assert {"task", "prompt", "response", "anchor", "reward", "gold"} <= set(rows[0])
     assert (rows[0]["anchor"] is not None) == uses_anchor

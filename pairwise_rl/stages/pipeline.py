@@ -1,0 +1,73 @@
+"""stage=pipeline: sft -> rm -> ppo -> eval for each configured setup, from one shared SFT policy.
+
+Each setup is an (RM mode, PPO variant) pair; the artifact cache makes the setups share the SFT policy (and an RM
+when two setups use the same mode). The run ends with one comparison table and a result.json in the Hydra run
+directory, which is what a multirun comparison reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Dict, List
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from pairwise_rl.eval.io import write_json
+from pairwise_rl.eval.report import print_table, transpose
+from pairwise_rl.pipeline import ensure, stage_metrics
+from pairwise_rl.stages import STAGES
+
+log = logging.getLogger(__name__)
+
+SUMMARY = {  # column in the table -> (stage, metric)
+    "gold (sampled)": ("ppo", "gold_sampled/all"),
+    "gold sort": ("ppo", "gold_sampled/sort"),
+    "gold reverse": ("ppo", "gold_sampled/reverse"),
+    "gold add": ("ppo", "gold_sampled/add"),
+    "gold (greedy)": ("ppo", "gold_greedy/all"),
+    "KL to SFT": ("ppo", "kl_sampled"),
+    "RM accuracy": ("rm", "accuracy"),
+    "RM ECE": ("rm", "ece"),
+}
+
+
+def setups(cfg: DictConfig) -> List[Dict[str, str]]:
+    if cfg.pipeline.setups:
+        return [dict(s) for s in cfg.pipeline.setups]
+    return [{"name": f"{cfg.rm.mode}+{cfg.ppo.variant}", "rm": cfg.rm.mode, "ppo": cfg.ppo.variant}]
+
+
+def for_setup(cfg: DictConfig, setup: Dict[str, str]) -> DictConfig:
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.rm.mode, cfg.ppo.variant = setup["rm"], setup["ppo"]
+    return cfg
+
+
+def sft_row(ppo_metrics: Dict[str, float]) -> Dict[str, float]:
+    """The shared starting policy, as the PPO stage measured it before training (KL to itself is 0)."""
+    return {column: (0.0 if key == "kl_sampled" else ppo_metrics.get(f"sft/{key}"))
+            for column, (stage, key) in SUMMARY.items() if stage == "ppo"}
+
+
+@STAGES.register("pipeline")
+def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
+    results: Dict[str, Dict[str, float]] = {}
+    paths: Dict[str, Dict[str, str]] = {}
+    first_ppo_metrics: Dict[str, float] = {}
+    for setup in setups(cfg):
+        setup_cfg = for_setup(cfg, setup)
+        dirs = {stage: ensure(setup_cfg, stage) for stage in ("sft", "rm", "ppo")}
+        metrics = {stage: stage_metrics(path) for stage, path in dirs.items()}
+        first_ppo_metrics = first_ppo_metrics or metrics["ppo"]
+        results[setup["name"]] = {column: metrics[stage].get(key) for column, (stage, key) in SUMMARY.items()}
+        paths[setup["name"]] = {stage: str(path) for stage, path in dirs.items()}
+    results = {"sft (start)": sft_row(first_ppo_metrics), **results}
+    print_table(f"{cfg.experiment_name}: held-out test prompts (seed {cfg.seed})", transpose(results))
+    out = Path(cfg.paths.output_dir)
+    write_json(out / "result.json", {"experiment": cfg.experiment_name, "seed": cfg.seed, "results": results,
+                                     "artifacts": paths, "config": OmegaConf.to_container(cfg, resolve=True)})
+    log.info("results: %s", out / "result.json")
+    return results

@@ -1,0 +1,23 @@
+"""stage=pipeline with the pairwise_vs_bt experiment: both setups from one SFT policy, one table, cached reruns."""
+
+from pathlib import Path
+
+from pairwise_rl.cli import run
+from pairwise_rl.eval.io import read_json
+from pairwise_rl.pipeline import COMPLETE
+
+
+def test_pairwise_vs_bt_shares_the_sft_policy_and_reruns_from_the_cache(make_debug_cfg, capsys):
+    cfg = make_debug_cfg("experiment=pairwise_vs_bt")
+    results = run(cfg)
+    assert list(results) == ["sft (start)", "traditional", "pairwise_rl"]
+    result = read_json(Path(cfg.paths.output_dir) / "result.json")
+    artifacts = result["artifacts"]
+    assert artifacts["traditional"]["sft"] == artifacts["pairwise_rl"]["sft"]
+    assert artifacts["traditional"]["rm"] != artifacts["pairwise_rl"]["rm"]
+    assert result["config"]["experiment_name"] == "pairwise_vs_bt"
+    assert "traditional" in capsys.readouterr().out
+
+    stamps = {p: (Path(p) / COMPLETE).stat().st_mtime_ns for setup in artifacts.values() for p in setup.values()}
+    assert run(cfg) == results
+    assert {p: (Path(p) / COMPLETE).stat().st_mtime_ns for p in stamps} == stamps
