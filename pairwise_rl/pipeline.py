@@ -60,13 +60,19 @@ def artifact_stage(name: str, needs: Tuple[str, ...], keys: Tuple[str, ...]):
     return decorator
 
 
+def _spec(name: str) -> ArtifactStage:
+    import pairwise_rl.stages  # noqa: F401 -- importing the stage modules registers them (lazy: they import us)
+
+    return ARTIFACT_STAGES.get(name)
+
+
 def _section(cfg: DictConfig, key: str):
     value = OmegaConf.select(cfg, key, throw_on_missing=True)
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def stage_key(cfg: DictConfig, name: str) -> str:
-    spec = ARTIFACT_STAGES.get(name)
+    spec = _spec(name)
     payload = {
         "format": ARTIFACT_FORMAT,
         "stage": name,
@@ -97,7 +103,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def ensure(cfg: DictConfig, name: str) -> Path:
     """Return the directory of a complete `name` artifact, building it (and what it needs) if not cached."""
-    spec = ARTIFACT_STAGES.get(name)
+    spec = _spec(name)
     needs = {dep: ensure(cfg, dep) for dep in spec.needs}
     out = artifact_dir(cfg, name)
     if is_complete(out):

@@ -98,6 +98,14 @@ def wandb_mode(requested: str) -> str:
     return "online" if logged_in else "offline"
 
 
+def run_tags(cfg: DictConfig, stage: str) -> List[str]:
+    """The user's tags plus the ablation axes, so the dashboard can filter and group by them."""
+    axes = [f"stage={stage}", f"rm={cfg.rm.mode}", f"seed={cfg.seed}"]
+    if stage == "ppo":
+        axes += [f"ppo={cfg.ppo.variant}", f"anchor={cfg.ppo.anchor}"]
+    return [*cfg.logger.tags, *axes]
+
+
 def build_loggers(cfg: DictConfig, stage_dir: Path, stage: str, run_name: str) -> List[Logger]:
     if cfg.logger.name == "none":
         return []
@@ -107,7 +115,7 @@ def build_loggers(cfg: DictConfig, stage_dir: Path, stage: str, run_name: str) -
         try:
             wandb_logger = WandbLogger(project=cfg.logger.project, entity=cfg.logger.entity,
                                        group=cfg.logger.group or cfg.experiment_name, job_type=stage,
-                                       name=run_name, tags=list(cfg.logger.tags), save_dir=str(stage_dir),
+                                       name=run_name, tags=run_tags(cfg, stage), save_dir=str(stage_dir),
                                        config=flat_config(cfg), mode=wandb_mode(cfg.logger.mode))
             wandb_logger.experiment  # start the run now, so a failure falls back here instead of mid-training
             loggers.append(wandb_logger)

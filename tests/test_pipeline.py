@@ -45,3 +45,11 @@ def test_an_interrupted_artifact_is_rebuilt_not_served(make_cfg, monkeypatch):
         pass
     out = ensure(cfg, "sft")
     assert len(calls) == 2 and (out / COMPLETE).exists()
+
+
+def test_run_tags_carry_the_ablation_axes(make_cfg):
+    from pairwise_rl.training import run_tags
+
+    cfg = make_cfg("rm=generative", "ppo=pairwise", "ppo.anchor=best_of_n", "seed=3", "logger.tags=[mine]")
+    assert run_tags(cfg, "ppo") == ["mine", "stage=ppo", "rm=generative", "seed=3", "ppo=pairwise", "anchor=best_of_n"]
+    assert run_tags(cfg, "sft") == ["mine", "stage=sft", "rm=generative", "seed=3"]
