@@ -183,6 +183,7 @@ class SetupConfig:
     name: str = MISSING
     rm: str = MISSING
     ppo: str = MISSING
+    anchor: Optional[str] = None
 
 
 @dataclass
@@ -194,6 +195,7 @@ class PipelineConfig:
 @dataclass
 class EvalConfig:
     num_prompts: int = 300
+    samples_per_prompt: int = 4
     greedy: bool = True
 
 
@@ -319,9 +321,11 @@ def validate(cfg: DictConfig) -> None:
     _one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
     _one_of(cfg, "logger.name", ["wandb", "csv", "none"])
     _one_of(cfg, "logger.mode", ["auto", "online", "offline", "disabled"])
-    _positive(cfg, "eval.num_prompts")
+    _positive(cfg, "eval.num_prompts", "eval.samples_per_prompt")
     for i, setup in enumerate(cfg.pipeline.setups):
         _one_of(cfg, f"pipeline.setups.{i}.rm", RM_MODES.names())
         _one_of(cfg, f"pipeline.setups.{i}.ppo", ["standard", "pairwise"])
+        if setup.anchor is not None:
+            _one_of(cfg, f"pipeline.setups.{i}.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
     names = [setup.name for setup in cfg.pipeline.setups]
     _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")

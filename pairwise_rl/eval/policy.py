@@ -28,9 +28,14 @@ def policy_samples(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, p
     return responses
 
 
+def repeat_for_sampling(prompts: Sequence, samples_per_prompt: int) -> List:
+    """Each prompt k times in a row: the sampled gold is then a mean over k samples per prompt (less noise)."""
+    return [p for p in prompts for _ in range(samples_per_prompt)]
+
+
 def evaluate_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
                     generation: DictConfig, max_prompt_tokens: int, out_dir: str | Path | None = None,
-                    greedy: bool = True, tag: str = "policy") -> Dict[str, float]:
+                    greedy: bool = True, tag: str = "policy", samples_per_prompt: int = 1) -> Dict[str, float]:
     """Gold score of sampled (and greedy) responses; writes samples.jsonl and metrics.json when out_dir is given.
 
     The sampled score is the headline: it is the expected gold of the policy RLHF actually optimises.
@@ -39,13 +44,14 @@ def evaluate_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     metrics: Dict[str, float] = {}
     rows: List[dict] = []
     for mode, is_greedy in modes.items():
-        responses = policy_samples(model, tokenizer, prompts, generation, max_prompt_tokens, is_greedy)
-        golds = [gold_score(p, r) for p, r in zip(prompts, responses)]
-        for kind, value in mean_by_kind(prompts, golds).items():
+        shown = list(prompts) if is_greedy else repeat_for_sampling(prompts, samples_per_prompt)
+        responses = policy_samples(model, tokenizer, shown, generation, max_prompt_tokens, is_greedy)
+        golds = [gold_score(p, r) for p, r in zip(shown, responses)]
+        for kind, value in mean_by_kind(shown, golds).items():
             metrics[f"gold_{mode}/{kind}"] = value
         metrics[f"response_chars_{mode}"] = sum(len(r) for r in responses) / max(len(responses), 1)
         rows.extend({"task": "digits", "kind": kind_of(p), "mode": mode, "model": tag, "prompt": p, "response": r,
-                     "gold": g} for p, r, g in zip(prompts, responses, golds))
+                     "gold": g} for p, r, g in zip(shown, responses, golds))
     if out_dir is not None:
         write_jsonl(Path(out_dir) / "samples.jsonl", rows)
         write_json(Path(out_dir) / "metrics.json", metrics)

@@ -23,7 +23,7 @@ from pairwise_rl.algos.ppo import (AdaptiveKLController, FixedKLController, entr
 from pairwise_rl.data.batches import step_loader, step_seed
 from pairwise_rl.data.records import Prompt
 from pairwise_rl.eval.io import write_jsonl
-from pairwise_rl.eval.policy import EVAL_SEED
+from pairwise_rl.eval.policy import EVAL_SEED, repeat_for_sampling
 from pairwise_rl.models.generation import generate
 from pairwise_rl.models.heads import hidden_states, lm_head_logits, scalar_head
 from pairwise_rl.modules.optim import adamw
@@ -252,11 +252,14 @@ class PPOModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, prompts: List[Prompt], tag: str, greedy: bool = True) -> tuple[Dict[str, float], List[dict]]:
+    def evaluate(self, prompts: List[Prompt], tag: str, greedy: bool = True,
+                 samples_per_prompt: int = 1) -> tuple[Dict[str, float], List[dict]]:
         """Held-out metrics (gold, reward, KL to the reference, anchor win rate) and the sample rows behind them."""
         metrics: Dict[str, float] = {}
         rows: List[dict] = []
+        held_out = prompts
         for mode in ("sampled", "greedy") if greedy else ("sampled",):
+            prompts = held_out if mode == "greedy" else repeat_for_sampling(held_out, samples_per_prompt)
             # The same seed as eval.policy: the SFT row here and the SFT stage's own evaluation agree exactly.
             samples = self.sample(prompts, seed=EVAL_SEED, greedy=mode == "greedy")
             kl = masked_sum(samples.logprobs - samples.ref_logprobs, samples.mask, dim=-1)

@@ -36,13 +36,16 @@ SUMMARY = {  # column in the table -> (stage, metric)
 def setups(cfg: DictConfig) -> List[Dict[str, str]]:
     if cfg.pipeline.setups:
         return [dict(s) for s in cfg.pipeline.setups]
-    return [{"name": f"{cfg.rm.mode}+{cfg.ppo.variant}", "rm": cfg.rm.mode, "ppo": cfg.ppo.variant}]
+    return [{"name": f"{cfg.rm.mode}+{cfg.ppo.variant}", "rm": cfg.rm.mode, "ppo": cfg.ppo.variant, "anchor": None}]
 
 
 def for_setup(cfg: DictConfig, setup: Dict[str, str]) -> DictConfig:
+    """The config of one setup: its RM mode, PPO variant and (if it names one) anchor; everything else shared."""
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
         cfg.rm.mode, cfg.ppo.variant = setup["rm"], setup["ppo"]
+        if setup.get("anchor"):
+            cfg.ppo.anchor = setup["anchor"]
     return cfg
 
 

@@ -31,7 +31,7 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     # The untrained model's score is the floor SFT must clear; it is deterministic from the seed.
     before = evaluate_policy(model, tokenizer, test_prompts, cfg.generation, cfg.data.max_prompt_tokens,
-                             greedy=cfg.eval.greedy)
+                             greedy=cfg.eval.greedy, samples_per_prompt=cfg.eval.samples_per_prompt)
 
     module = SFTModule(model, tokenizer, demos, digits_prompts(cfg, "val", d.num_val_prompts), cfg, cfg.seed)
     trainer = build_trainer(cfg, ctx.dir, stage="sft", run_name=run_name(cfg, ctx), val_every=cfg.sft.val_every,
@@ -41,7 +41,8 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     export_hf(model, tokenizer, ctx)
 
     after = evaluate_policy(model, tokenizer, test_prompts, cfg.generation, cfg.data.max_prompt_tokens,
-                            out_dir=ctx.dir, greedy=cfg.eval.greedy, tag="sft")
+                            out_dir=ctx.dir, greedy=cfg.eval.greedy, tag="sft",
+                            samples_per_prompt=cfg.eval.samples_per_prompt)
     demo_gold = _demo_gold(demos)
     columns = {"untrained": gold_column(before), "demonstrations": gold_column(demo_gold),
                "sft (sampled)": gold_column(after)}
