@@ -196,6 +196,7 @@ class PipelineConfig:
 class EvalConfig:
     num_prompts: int = 300
     samples_per_prompt: int = 4
+    batch_size: int = 512
     greedy: bool = True
 
 
@@ -321,7 +322,7 @@ def validate(cfg: DictConfig) -> None:
     _one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
     _one_of(cfg, "logger.name", ["wandb", "csv", "none"])
     _one_of(cfg, "logger.mode", ["auto", "online", "offline", "disabled"])
-    _positive(cfg, "eval.num_prompts", "eval.samples_per_prompt")
+    _positive(cfg, "eval.num_prompts", "eval.samples_per_prompt", "eval.batch_size")
     for i, setup in enumerate(cfg.pipeline.setups):
         _one_of(cfg, f"pipeline.setups.{i}.rm", RM_MODES.names())
         _one_of(cfg, f"pipeline.setups.{i}.ppo", ["standard", "pairwise"])

@@ -30,7 +30,7 @@ from pairwise_rl.registry import Registry
 log = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE.json"
-ARTIFACT_FORMAT = 2  # bump when a stage's output layout or semantics change, to invalidate old caches
+ARTIFACT_FORMAT = 3  # bump when a stage's output layout or semantics change, to invalidate old caches
 
 
 @dataclass(frozen=True)

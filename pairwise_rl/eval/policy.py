@@ -15,15 +15,21 @@ from pairwise_rl.tasks.digits import gold_score, kind_of, mean_by_kind
 EVAL_SEED = 1234  # sampling in evaluation is seeded apart from training, so every stage is judged alike
 
 
+def eval_chunks(items: Sequence, batch_size: int):
+    """(seed, chunk) pairs: every evaluator samples the same rows with the same seeds, so they agree exactly."""
+    for start in range(0, len(items), batch_size):
+        yield EVAL_SEED + start, list(items[start:start + batch_size])
+
+
 def policy_samples(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
                    generation: DictConfig, max_prompt_tokens: int, greedy: bool, batch_size: int = 512,
                    seed: int = EVAL_SEED) -> List[str]:
     responses: List[str] = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = list(prompts[start:start + batch_size])
+    for chunk_seed, chunk in eval_chunks(prompts, batch_size):
         out = generate(model, tokenizer, chunk, max_new_tokens=generation.max_new_tokens,
                        max_prompt_tokens=max_prompt_tokens, greedy=greedy, temperature=generation.temperature,
-                       top_k=generation.top_k, top_p=generation.top_p, generator_seed=seed + start)
+                       top_k=generation.top_k, top_p=generation.top_p,
+                       generator_seed=chunk_seed - EVAL_SEED + seed)
         responses.extend(out.texts)
     return responses
 
@@ -35,7 +41,8 @@ def repeat_for_sampling(prompts: Sequence, samples_per_prompt: int) -> List:
 
 def evaluate_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
                     generation: DictConfig, max_prompt_tokens: int, out_dir: str | Path | None = None,
-                    greedy: bool = True, tag: str = "policy", samples_per_prompt: int = 1) -> Dict[str, float]:
+                    greedy: bool = True, tag: str = "policy", samples_per_prompt: int = 1,
+                    batch_size: int = 512) -> Dict[str, float]:
     """Gold score of sampled (and greedy) responses; writes samples.jsonl and metrics.json when out_dir is given.
 
     The sampled score is the headline: it is the expected gold of the policy RLHF actually optimises.
@@ -45,7 +52,7 @@ def evaluate_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     rows: List[dict] = []
     for mode, is_greedy in modes.items():
         shown = list(prompts) if is_greedy else repeat_for_sampling(prompts, samples_per_prompt)
-        responses = policy_samples(model, tokenizer, shown, generation, max_prompt_tokens, is_greedy)
+        responses = policy_samples(model, tokenizer, shown, generation, max_prompt_tokens, is_greedy, batch_size)
         golds = [gold_score(p, r) for p, r in zip(shown, responses)]
         for kind, value in mean_by_kind(shown, golds).items():
             metrics[f"gold_{mode}/{kind}"] = value

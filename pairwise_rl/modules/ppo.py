@@ -23,7 +23,7 @@ from pairwise_rl.algos.ppo import (AdaptiveKLController, FixedKLController, entr
 from pairwise_rl.data.batches import step_loader, step_seed
 from pairwise_rl.data.records import Prompt
 from pairwise_rl.eval.io import write_jsonl
-from pairwise_rl.eval.policy import EVAL_SEED, repeat_for_sampling
+from pairwise_rl.eval.policy import eval_chunks, repeat_for_sampling
 from pairwise_rl.models.generation import generate
 from pairwise_rl.models.heads import hidden_states, lm_head_logits, scalar_head
 from pairwise_rl.modules.optim import adamw
@@ -56,6 +56,18 @@ class Samples:
     win_prob: Optional[torch.Tensor]  # P(response beats anchor)
     anchors: Optional[List[str]]
     gold: Optional[torch.Tensor]      # gold score where a gold judge exists
+
+    @staticmethod
+    def join(parts: List["Samples"]) -> "Samples":
+        """The per-row fields of several chunks (token tensors differ in width and are left out)."""
+        def cat(name: str) -> Optional[torch.Tensor]:
+            values = [getattr(p, name) for p in parts]
+            return None if values[0] is None else torch.cat([v.cpu() for v in values])
+
+        anchors = None if parts[0].anchors is None else [a for p in parts for a in p.anchors]
+        return Samples([q for p in parts for q in p.prompts], None, None, 0, None, None,
+                       [t for p in parts for t in p.texts], None, None, cat("reward"), cat("win_prob"), anchors,
+                       cat("gold"))
 
 
 @dataclass
@@ -252,32 +264,37 @@ class PPOModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, prompts: List[Prompt], tag: str, greedy: bool = True,
-                 samples_per_prompt: int = 1) -> tuple[Dict[str, float], List[dict]]:
-        """Held-out metrics (gold, reward, KL to the reference, anchor win rate) and the sample rows behind them."""
+    def evaluate(self, held_out: List[Prompt], tag: str, greedy: bool = True, samples_per_prompt: int = 1,
+                 batch_size: int = 512) -> tuple[Dict[str, float], List[dict]]:
+        """Held-out metrics (gold, reward, KL to the reference, anchor win rate) and the sample rows behind them.
+
+        Rows are sampled in the same chunks with the same seeds as eval.policy, so the SFT policy scores the same
+        here as in the SFT stage's own evaluation.
+        """
         metrics: Dict[str, float] = {}
         rows: List[dict] = []
-        held_out = prompts
         for mode in ("sampled", "greedy") if greedy else ("sampled",):
-            prompts = held_out if mode == "greedy" else repeat_for_sampling(held_out, samples_per_prompt)
-            # The same seed as eval.policy: the SFT row here and the SFT stage's own evaluation agree exactly.
-            samples = self.sample(prompts, seed=EVAL_SEED, greedy=mode == "greedy")
-            kl = masked_sum(samples.logprobs - samples.ref_logprobs, samples.mask, dim=-1)
-            metrics[f"reward_{mode}"] = float(samples.reward.mean())
+            shown = held_out if mode == "greedy" else repeat_for_sampling(held_out, samples_per_prompt)
+            chunks = [self.sample(chunk, seed=seed, greedy=mode == "greedy")
+                      for seed, chunk in eval_chunks(shown, batch_size)]
+            joined = Samples.join(chunks)
+            kl = torch.cat([masked_sum(c.logprobs - c.ref_logprobs, c.mask, dim=-1) for c in chunks])
+            lengths = torch.cat([c.mask.sum(-1) for c in chunks])
+            metrics[f"reward_{mode}"] = float(joined.reward.mean())
             metrics[f"kl_{mode}"] = float(kl.mean())
-            metrics[f"response_length_{mode}"] = float(samples.mask.sum(-1).mean())
-            for name, value in self._anchor_metrics(samples).items():
+            metrics[f"response_length_{mode}"] = float(lengths.mean())
+            for name, value in self._anchor_metrics(joined).items():
                 metrics[f"{name}_{mode}"] = float(value)
-            texts = [p.prompt for p in prompts]
-            if samples.gold is not None:
-                for kind, value in mean_by_kind(texts, samples.gold.tolist()).items():
+            texts = [p.prompt for p in shown]
+            if joined.gold is not None:
+                for kind, value in mean_by_kind(texts, joined.gold.tolist()).items():
                     metrics[f"gold_{mode}/{kind}"] = value
             for i, prompt in enumerate(texts):
-                rows.append({"task": prompts[i].task, "kind": kind_of(prompt) if samples.gold is not None else None,
-                             "mode": mode, "model": tag, "prompt": prompt, "response": samples.texts[i],
-                             "anchor": samples.anchors[i] if samples.anchors else None,
-                             "reward": float(samples.reward[i]), "kl": float(kl[i]),
-                             "gold": float(samples.gold[i]) if samples.gold is not None else None})
+                rows.append({"task": shown[i].task, "kind": kind_of(prompt) if joined.gold is not None else None,
+                             "mode": mode, "model": tag, "prompt": prompt, "response": joined.texts[i],
+                             "anchor": joined.anchors[i] if joined.anchors else None,
+                             "reward": float(joined.reward[i]), "kl": float(kl[i]),
+                             "gold": float(joined.gold[i]) if joined.gold is not None else None})
         return metrics, rows
 
     def validation_step(self, prompts: List[Prompt], batch_idx: int) -> None:

@@ -60,7 +60,8 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                        samples_dir=ctx.dir / "val_samples")
 
     before, before_rows = module.evaluate(test_prompts, tag="sft", greedy=cfg.eval.greedy,
-                                          samples_per_prompt=cfg.eval.samples_per_prompt)
+                                          samples_per_prompt=cfg.eval.samples_per_prompt,
+                                          batch_size=cfg.eval.batch_size)
     trainer = build_trainer(cfg, ctx.dir, stage="ppo", run_name=run_name(cfg, ctx), val_every=cfg.ppo.val_every,
                             checkpoint_every=cfg.ppo.checkpoint_every, log_every_n_steps=1)
     fit(trainer, module, ctx.dir)
@@ -68,7 +69,7 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     tokenizer.save_pretrained(ctx.dir / HF_DIR)
 
     after, rows = module.evaluate(test_prompts, tag="ppo", greedy=cfg.eval.greedy,
-                                  samples_per_prompt=cfg.eval.samples_per_prompt)
+                                  samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
     write_jsonl(ctx.dir / "samples.jsonl", before_rows + rows)
     write_json(ctx.dir / "metrics.json", after)
     title = f"PPO ({cfg.ppo.variant}, rm={reward_model.mode}, anchor={module.anchor_name if module.anchor else '-'})"

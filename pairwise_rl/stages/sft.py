@@ -31,7 +31,8 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     # The untrained model's score is the floor SFT must clear; it is deterministic from the seed.
     before = evaluate_policy(model, tokenizer, test_prompts, cfg.generation, cfg.data.max_prompt_tokens,
-                             greedy=cfg.eval.greedy, samples_per_prompt=cfg.eval.samples_per_prompt)
+                             greedy=cfg.eval.greedy, samples_per_prompt=cfg.eval.samples_per_prompt,
+                             batch_size=cfg.eval.batch_size)
 
     module = SFTModule(model, tokenizer, demos, digits_prompts(cfg, "val", d.num_val_prompts), cfg, cfg.seed)
     trainer = build_trainer(cfg, ctx.dir, stage="sft", run_name=run_name(cfg, ctx), val_every=cfg.sft.val_every,
@@ -42,7 +43,7 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     after = evaluate_policy(model, tokenizer, test_prompts, cfg.generation, cfg.data.max_prompt_tokens,
                             out_dir=ctx.dir, greedy=cfg.eval.greedy, tag="sft",
-                            samples_per_prompt=cfg.eval.samples_per_prompt)
+                            samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
     demo_gold = _demo_gold(demos)
     columns = {"untrained": gold_column(before), "demonstrations": gold_column(demo_gold),
                "sft (sampled)": gold_column(after)}

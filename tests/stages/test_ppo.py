@@ -6,7 +6,7 @@ import torch
 
 from pairwise_rl.cli import run
 from pairwise_rl.eval.history import read_history
-from pairwise_rl.eval.io import read_jsonl
+from pairwise_rl.eval.io import read_json, read_jsonl
 from pairwise_rl.models.factory import load_causal_lm
 from pairwise_rl.pipeline import COMPLETE, stage_metrics
 from pairwise_rl.stages import ppo as ppo_stage
@@ -16,7 +16,7 @@ from pairwise_rl.stages.common import HF_DIR
 @pytest.mark.parametrize("rm", ["bt", "generative"])
 @pytest.mark.parametrize("variant", ["standard", "pairwise"])
 def test_every_rm_x_ppo_cell_runs_and_logs_its_metrics(rm, variant, make_debug_cfg):
-    out = run(make_debug_cfg("stage=ppo", f"rm={rm}", f"ppo={variant}"))
+    out = run(make_debug_cfg("stage=ppo", f"rm={rm}", f"ppo={variant}", "eval.batch_size=20"))  # 48 rows: 3 chunks
     history = read_history(out)
     logged = set().union(*history)
     for name in ("train/reward/mean", "train/gold/mean", "train/kl/sequence", "train/ppo/entropy",
@@ -27,7 +27,7 @@ def test_every_rm_x_ppo_cell_runs_and_logs_its_metrics(rm, variant, make_debug_c
     assert ("train/anchor/win_rate" in logged) == uses_anchor
     metrics = stage_metrics(out)
     assert {"gold_sampled/all", "sft/gold_sampled/all", "kl_sampled", "reward_sampled"} <= set(metrics)
-    sft_dir = next(out.parent.glob("sft-*"))
+    sft_dir = read_json(out / COMPLETE)["needs"]["sft"]
     assert metrics["sft/gold_sampled/all"] == stage_metrics(sft_dir)["gold_sampled/all"]  # one SFT number
     rows = read_jsonl(out / "samples.jsonl")
     assert {"task", "prompt", "response", "anchor", "reward", "gold"} <= set(rows[0])
