@@ -10,7 +10,7 @@ from pairwise_rl.config import ConfigError, validate
 from tests.conftest import ROOT, compose_config
 
 CONF = ROOT / "conf"
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in {"hydra", "experiment"})
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in {"hydra", "experiment", "sweep"})
 
 
 def group_options():
@@ -33,6 +33,20 @@ def test_every_group_option_composes_and_validates(group, option, tmp_path):
 def test_every_experiment_composes_and_validates(experiment, tmp_path):
     cfg = compose_config([f"experiment={experiment}"], tmp_path)
     validate(cfg)
+
+
+def test_sweeps_directory_is_the_sweep_group_and_every_sweep_sets_multirun_params():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    assert (CONF / "sweep").resolve() == (ROOT / "sweeps").resolve()
+    sweeps = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
+    assert sweeps == ["kl_target", "rm_x_ppo_groups", "seeds"]
+    for sweep in sweeps:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
+        assert str(cfg.hydra.mode) == "RunMode.MULTIRUN" and cfg.hydra.sweeper.params, sweep
 
 
 def test_every_yaml_key_is_documented():
