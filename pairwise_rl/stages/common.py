@@ -9,7 +9,9 @@ from typing import List
 from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from pairwise_rl.pipeline import StageContext, ensure, stage_metrics
+from pairwise_rl.data.records import Prompt
+from pairwise_rl.pipeline import StageContext, ensure
+from pairwise_rl.tasks.demonstrations import demonstrations
 from pairwise_rl.tasks.digits import sample_problems
 
 log = logging.getLogger(__name__)
@@ -18,10 +20,16 @@ HF_DIR = "hf"
 HELD_OUT_SEED = 0  # val/test prompts do not depend on the run seed: every seed is judged on the same prompts
 
 
-def digits_prompts(cfg: DictConfig, split: str, n: int) -> List[str]:
+def digits_prompt_records(cfg: DictConfig, split: str, n: int) -> List[Prompt]:
+    """Prompts of a split with their (imperfect) demonstration as reference, the `reference` anchor's input."""
     d = cfg.data.digits
     seed = cfg.seed if split == "train" else HELD_OUT_SEED
-    return [p.prompt for p in sample_problems(split, n, seed, d.kinds, d.min_items, d.max_items, d.max_addend)]
+    problems = sample_problems(split, n, seed, d.kinds, d.min_items, d.max_items, d.max_addend)
+    return demonstrations(problems, d.corruption_rate, seed if split == "train" else 10_000 + len(split))
+
+
+def digits_prompts(cfg: DictConfig, split: str, n: int) -> List[str]:
+    return [record.prompt for record in digits_prompt_records(cfg, split, n)]
 
 
 def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ctx: StageContext) -> Path:
@@ -41,6 +49,3 @@ def run_artifact_stage(cfg: DictConfig, name: str) -> Path:
     log.info("[%s] artifact: %s", name, out)
     return out
 
-
-def metrics_of(path: Path) -> dict:
-    return stage_metrics(path)

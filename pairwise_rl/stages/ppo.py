@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Dict, List
+from typing import Dict
 
 import torch
 from omegaconf import DictConfig
 
-from pairwise_rl.data.records import Prompt
 from pairwise_rl.eval.io import write_json, write_jsonl
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.models.factory import load_causal_lm, load_scalar_model, load_tokenizer
@@ -16,9 +15,7 @@ from pairwise_rl.modules.ppo import PPOModule
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.rewards import load_reward_model
 from pairwise_rl.stages import STAGES
-from pairwise_rl.stages.common import HF_DIR, run_artifact_stage, run_name
-from pairwise_rl.tasks.demonstrations import demonstrations
-from pairwise_rl.tasks.digits import sample_problems
+from pairwise_rl.stages.common import HF_DIR, digits_prompt_records, export_hf, run_artifact_stage, run_name
 from pairwise_rl.training import build_trainer, finish_loggers, fit
 
 log = logging.getLogger(__name__)
@@ -27,14 +24,6 @@ PPO_KEYS = ("ppo",)
 TABLE_METRICS = ("gold_sampled/all", "gold_sampled/sort", "gold_sampled/reverse", "gold_sampled/add",
                  "gold_greedy/all", "reward_sampled", "kl_sampled", "anchor/win_rate_sampled",
                  "anchor/gold_win_rate_sampled", "response_length_sampled")
-
-
-def digits_prompt_records(cfg: DictConfig, split: str, n: int) -> List[Prompt]:
-    """Prompts with their (imperfect) demonstration as reference: what the `reference` anchor compares against."""
-    d = cfg.data.digits
-    seed = cfg.seed if split == "train" else 0
-    problems = sample_problems(split, n, seed, d.kinds, d.min_items, d.max_items, d.max_addend)
-    return demonstrations(problems, d.corruption_rate, seed if split == "train" else 10_000 + len(split))
 
 
 @artifact_stage("ppo", needs=("sft", "rm"), keys=PPO_KEYS)
@@ -65,8 +54,7 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     trainer = build_trainer(cfg, ctx.dir, stage="ppo", run_name=run_name(cfg, ctx), val_every=cfg.ppo.val_every,
                             checkpoint_every=cfg.ppo.checkpoint_every, log_every_n_steps=1)
     fit(trainer, module, ctx.dir)
-    policy.save_pretrained(ctx.dir / HF_DIR)
-    tokenizer.save_pretrained(ctx.dir / HF_DIR)
+    export_hf(policy, tokenizer, ctx)
 
     after, rows = module.evaluate(test_prompts, tag="ppo", greedy=cfg.eval.greedy,
                                   samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)

@@ -12,9 +12,8 @@ from pairwise_rl.models.factory import init_policy
 from pairwise_rl.modules.sft import SFTModule
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.stages import STAGES
-from pairwise_rl.stages.common import digits_prompts, export_hf, run_artifact_stage, run_name
-from pairwise_rl.tasks.demonstrations import demonstrations
-from pairwise_rl.tasks.digits import gold_score, mean_by_kind, sample_problems
+from pairwise_rl.stages.common import digits_prompt_records, digits_prompts, export_hf, run_artifact_stage, run_name
+from pairwise_rl.tasks.digits import gold_score, mean_by_kind
 from pairwise_rl.training import build_trainer, finish_loggers, fit
 
 SFT_KEYS = ("seed", "model", "data", "sft", "generation", "eval")
@@ -24,9 +23,7 @@ SFT_KEYS = ("seed", "model", "data", "sft", "generation", "eval")
 def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     model, tokenizer = init_policy(cfg.model, cfg.seed)
     d = cfg.data.digits
-    problems = sample_problems("train", d.num_train_prompts, cfg.seed, d.kinds, d.min_items, d.max_items,
-                               d.max_addend)
-    demos = demonstrations(problems, d.corruption_rate, cfg.seed)
+    demos = digits_prompt_records(cfg, "train", d.num_train_prompts)
     test_prompts = digits_prompts(cfg, "test", cfg.eval.num_prompts)
 
     # The untrained model's score is the floor SFT must clear; it is deterministic from the seed.
