@@ -191,6 +191,11 @@ class PipelineConfig:
     setups: List[SetupConfig] = field(default_factory=list)
 
 
+@dataclass
+class CompareConfig:
+    dir: Optional[str] = None
+
+
 # ----------------------------------------------------------------------------------------------------- eval
 @dataclass
 class EvalConfig:
@@ -216,6 +221,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 def register_configs() -> None:
@@ -328,5 +334,7 @@ def validate(cfg: DictConfig) -> None:
         _one_of(cfg, f"pipeline.setups.{i}.ppo", ["standard", "pairwise"])
         if setup.anchor is not None:
             _one_of(cfg, f"pipeline.setups.{i}.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
+    if cfg.stage == "compare":
+        _check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
     names = [setup.name for setup in cfg.pipeline.setups]
     _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")

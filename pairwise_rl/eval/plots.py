@@ -28,9 +28,38 @@ def plot_reliability(diagrams: Mapping[str, Reliability], path: Path, title: str
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(y1 beats y2)", ylabel="observed frequency y1 chosen",
            title=title)
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_gold_vs_step(curves: Mapping[str, list], path: Path) -> Path:
+    """PPO rollout gold against iteration per setup: the mean over runs (seeds) at each logged step."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for setup, runs in curves.items():
+        by_step: dict = {}
+        for run in runs:
+            for step, value in run:
+                by_step.setdefault(step, []).append(value)
+        steps = sorted(by_step)
+        ax.plot(steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], label=f"{setup} (n={len(runs)})")
+    ax.set(xlabel="PPO iteration", ylabel="gold score of rollouts", title="Gold score during PPO")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_gold_vs_kl(points: Mapping[str, list], path: Path) -> Path:
+    """Each run's held-out gold against its KL to the SFT policy: the reward-KL frontier."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for setup, pairs in points.items():
+        ax.scatter([kl for kl, _ in pairs], [gold for _, gold in pairs], label=setup)
+    ax.set(xlabel="KL to SFT (nats / response)", ylabel="held-out gold (sampled)", title="Gold against KL")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
