@@ -1,12 +1,13 @@
-"""Pieces shared by the stage runners: prompt sets, exporting HF checkpoints, run names."""
+"""Pieces shared by the stage runners: prompt sets, per-setup configs, exporting HF checkpoints, run names."""
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
-from typing import List
+from typing import Dict, List
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl.data.records import Prompt
@@ -37,6 +38,15 @@ def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ctx: S
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def with_values(cfg: DictConfig, values: Dict[str, object]) -> DictConfig:
+    """A copy of cfg with dotted keys set (e.g. {"rm.mode": "bt"}): one setup of a comparison."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        for key, value in values.items():
+            OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
 
 
 def run_name(cfg: DictConfig, ctx: StageContext) -> str:

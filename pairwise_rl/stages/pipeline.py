@@ -7,17 +7,17 @@ directory, which is what a multirun comparison reads.
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
 from typing import Dict, List
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl.eval.io import write_json
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.pipeline import ensure, stage_metrics
 from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.common import with_values
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,10 @@ def setups(cfg: DictConfig) -> List[Dict[str, str]]:
 
 def for_setup(cfg: DictConfig, setup: Dict[str, str]) -> DictConfig:
     """The config of one setup: its RM mode, PPO variant and (if it names one) anchor; everything else shared."""
-    cfg = copy.deepcopy(cfg)
-    with open_dict(cfg):
-        cfg.rm.mode, cfg.ppo.variant = setup["rm"], setup["ppo"]
-        if setup.get("anchor"):
-            cfg.ppo.anchor = setup["anchor"]
-    return cfg
+    values = {"rm.mode": setup["rm"], "ppo.variant": setup["ppo"]}
+    if setup.get("anchor"):
+        values["ppo.anchor"] = setup["anchor"]
+    return with_values(cfg, values)
 
 
 def sft_row(ppo_metrics: Dict[str, float]) -> Dict[str, float]:

@@ -5,13 +5,12 @@ stage=rm_compare: both RM modes on the same SFT policy and pairs, side by side.
 
 from __future__ import annotations
 
-import copy
 import gc
 import logging
 from pathlib import Path
 from typing import Dict, List
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from pairwise_rl.data.collect import collect_preferences, digits_labeller
 from pairwise_rl.data.records import Preference
@@ -25,14 +24,14 @@ from pairwise_rl.modules.reward_model import RewardModelModule
 from pairwise_rl.pipeline import StageContext, artifact_stage, ensure, stage_metrics
 from pairwise_rl.rewards import RM_MODES
 from pairwise_rl.stages import STAGES
-from pairwise_rl.stages.common import HF_DIR, digits_prompts, run_artifact_stage, run_name
+from pairwise_rl.stages.common import HF_DIR, digits_prompts, run_artifact_stage, run_name, with_values
 from pairwise_rl.training import build_trainer, finish_loggers, fit
 
 log = logging.getLogger(__name__)
 
 RM_KEYS = ("rm", "generation")
-TABLE_METRICS = ("accuracy", "annotator_accuracy", "gold_accuracy", "nll", "brier", "ece", "oracle_prob_mae", "position_consistency",
-                 "accuracy_first_order", "accuracy_second_order")
+TABLE_METRICS = ("accuracy", "annotator_accuracy", "gold_accuracy", "nll", "brier", "ece", "oracle_prob_mae",
+                 "position_consistency", "accuracy_first_order", "accuracy_second_order")
 
 
 def _pairs(path: Path, collect) -> List[Preference]:
@@ -104,19 +103,12 @@ def rm_command(cfg: DictConfig):
     return run_artifact_stage(cfg, "rm")
 
 
-def with_rm_mode(cfg: DictConfig, mode: str) -> DictConfig:
-    cfg = copy.deepcopy(cfg)
-    with open_dict(cfg):
-        cfg.rm.mode = mode
-    return cfg
-
-
 @STAGES.register("rm_compare")
 def rm_compare_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     """Both RM modes from the same SFT policy and the same pairs; one table, one reliability plot."""
     results, diagrams = {}, {}
     for mode in ("bt", "generative"):
-        out = ensure(with_rm_mode(cfg, mode), "rm")
+        out = ensure(with_values(cfg, {"rm.mode": mode}), "rm")
         results[mode] = stage_metrics(out)
         diagrams[mode] = Reliability(**read_json(out / "reliability.json"))
     out_dir = Path(cfg.paths.output_dir)
