@@ -13,13 +13,20 @@ import torch
 from transformers import PreTrainedModel
 
 from pairwise_rl.data.encoding import position_ids_from_mask
+from pairwise_rl.models.sharding import is_sharded
 
 
 def hidden_states(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Final-layer hidden states (B, T, H) of the backbone (no LM head, no score head)."""
-    out = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                           position_ids=position_ids_from_mask(attention_mask), use_cache=False)
-    return out.last_hidden_state
+    inputs = dict(input_ids=input_ids, attention_mask=attention_mask,
+                  position_ids=position_ids_from_mask(attention_mask), use_cache=False)
+    if is_sharded(model):
+        # FSDP2 gathers the root's own weights (embeddings, final norm, LM / score head) in the root forward and
+        # reduces their gradients after backward; calling the backbone directly would skip both. The root stays
+        # unsharded after its forward, so the head functions below can read it. Logits: the last position only.
+        lm = {"logits_to_keep": 1} if model.get_output_embeddings() is not None else {}
+        return model(**inputs, output_hidden_states=True, **lm).hidden_states[-1]
+    return model.base_model(**inputs).last_hidden_state
 
 
 def last_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
