@@ -23,7 +23,7 @@ class TinyModelConfig:
     num_layers: int = 4
     num_heads: int = 4
     intermediate_size: int = 256
-    max_position_embeddings: int = 256
+    max_position_embeddings: int = 512
 
 
 @dataclass
@@ -51,10 +51,27 @@ class DigitsConfig:
 
 
 @dataclass
+class PreferenceFieldsConfig:
+    prompt: str = "prompt"
+    chosen: Optional[str] = "chosen"
+    rejected: Optional[str] = "rejected"
+    response_a: Optional[str] = None
+    response_b: Optional[str] = None
+    preference: Optional[str] = None
+
+
+@dataclass
 class DataConfig:
     name: str = MISSING
     source: str = "digits"
     path: Optional[str] = None
+    split: str = "train"
+    fields: PreferenceFieldsConfig = field(default_factory=PreferenceFieldsConfig)
+    max_rows: Optional[int] = None
+    val_fraction: float = 0.05
+    test_fraction: float = 0.1
+    on_bad_row: str = "error"
+    overlong: str = "truncate"
     digits: DigitsConfig = field(default_factory=DigitsConfig)
     max_prompt_tokens: int = 64
     max_response_tokens: int = 24
@@ -72,7 +89,7 @@ class GenerationConfig:
 # ------------------------------------------------------------------------------------------------------ sft
 @dataclass
 class SFTConfig:
-    max_steps: int = 600
+    max_steps: int = 700
     batch_size: int = 64
     lr: float = 1.0e-3
     weight_decay: float = 0.0
@@ -86,9 +103,9 @@ class SFTConfig:
 @dataclass
 class RMConfig:
     mode: str = MISSING
-    num_train_pairs: int = 8000
+    num_train_pairs: int = 6000
     num_eval_pairs: int = 600
-    max_steps: int = 600
+    max_steps: int = 400
     batch_size: int = 32
     lr: float = 1.0e-3
     weight_decay: float = 0.0
@@ -156,6 +173,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     activation_checkpointing: bool = False
     offload_frozen: bool = False
+    on_nonfinite: str = "stop"
 
 
 # --------------------------------------------------------------------------------------------------- logger
@@ -167,6 +185,7 @@ class LoggerConfig:
     group: Optional[str] = None
     tags: List[str] = field(default_factory=list)
     mode: str = "auto"
+    table_rows: int = 200
 
 
 # ---------------------------------------------------------------------------------------------------- paths
@@ -290,6 +309,22 @@ def validate(cfg: DictConfig) -> None:
               "data.max_prompt_tokens", "data.max_response_tokens")
     if cfg.data.source != "digits":
         _check(cfg.data.path is not None, "data.path", f"data.source={cfg.data.source} needs a hub id or a file path")
+        if cfg.stage in ("ppo", "pipeline") and cfg.ppo.anchor == "reference":
+            _check(False, "ppo.anchor", f"ppo.anchor=reference needs a reference response per prompt, which "
+                   f"data.source={cfg.data.source} does not provide; use sft_greedy, policy_greedy or best_of_n")
+        _check(cfg.stage in ("rm", "pairs", "rm_compare"), "stage",
+               f"data.source={cfg.data.source} is a preference dataset: it trains and evaluates reward models "
+               f"(stage=rm | pairs | rm_compare); PPO needs prompts with a judge and runs on data=digits")
+        _one_of(cfg, "data.on_bad_row", ["error", "skip"])
+        _one_of(cfg, "data.overlong", ["truncate", "skip", "error"])
+        _fraction(cfg, "data.val_fraction")
+        _fraction(cfg, "data.test_fraction")
+        _check(cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.test_fraction",
+               "val_fraction + test_fraction must leave rows for training")
+        if cfg.data.source == "jsonl":
+            f = cfg.data.fields
+            _check(bool(f.preference) == bool(f.response_a and f.response_b), "data.fields",
+                   "give chosen + rejected, or response_a + response_b + preference")
 
     _positive(cfg, "generation.max_new_tokens", "generation.temperature")
     _fraction(cfg, "generation.top_p", low_open=True)
@@ -306,6 +341,15 @@ def validate(cfg: DictConfig) -> None:
            "rm.verdict_tokens", "must be two different tokens (for 'A wins' and 'B wins')")
     for slot in ("{prompt}", "{a}", "{b}"):
         _check(slot in cfg.rm.template, "rm.template", f"must contain the slot {slot}")
+    if cfg.model.name_or_path is None:  # a tiny model's context must hold the longest input it will see
+        modes = {cfg.rm.mode, *(setup.rm for setup in cfg.pipeline.setups)}
+        d = cfg.data
+        longest = d.max_prompt_tokens + d.max_response_tokens + 1
+        if "generative" in modes:  # prompt, two responses and the template text
+            longest = d.max_prompt_tokens + 2 * d.max_response_tokens + len(cfg.rm.template) + 8
+        _check(longest <= cfg.model.tiny.max_position_embeddings, "model.tiny.max_position_embeddings",
+               f"{cfg.model.tiny.max_position_embeddings} is shorter than the longest input, {longest} tokens "
+               "(from data.max_prompt_tokens, data.max_response_tokens and, for rm=generative, rm.template)")
 
     _one_of(cfg, "ppo.variant", ["standard", "pairwise"])
     _one_of(cfg, "ppo.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
@@ -326,6 +370,7 @@ def validate(cfg: DictConfig) -> None:
 
     _one_of(cfg, "trainer.strategy", ["auto", "ddp", "fsdp"])
     _one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
+    _one_of(cfg, "trainer.on_nonfinite", ["stop", "skip"])
     _one_of(cfg, "logger.name", ["wandb", "csv", "none"])
     _one_of(cfg, "logger.mode", ["auto", "online", "offline", "disabled"])
     _positive(cfg, "eval.num_prompts", "eval.samples_per_prompt", "eval.batch_size")

@@ -17,9 +17,9 @@ import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Mapping, Tuple
+from typing import Callable, Dict, Iterator, Mapping, Tuple, Union
 
 from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig, OmegaConf
@@ -30,7 +30,7 @@ from pairwise_rl.registry import Registry
 log = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE.json"
-ARTIFACT_FORMAT = 3  # bump when a stage's output layout or semantics change, to invalidate old caches
+ARTIFACT_FORMAT = 4  # bump when a stage's output layout or semantics change, to invalidate old caches
 
 
 @dataclass(frozen=True)
@@ -39,20 +39,37 @@ class StageContext:
     key: str
     dir: Path
     needs: Mapping[str, Path]
+    phases: Dict[str, float] = field(default_factory=dict)  # seconds per named phase, recorded in COMPLETE.json
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Time a phase of the stage (data collection, training, evaluation): where a stage's minutes go."""
+        started = time.time()
+        try:
+            yield
+        finally:
+            self.phases[phase] = round(self.phases.get(phase, 0.0) + time.time() - started, 1)
+            log.info("[%s] %s: %.1f s", self.name, phase, time.time() - started)
+
+
+Needs = Union[Tuple[str, ...], Callable[[DictConfig], Tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
 class ArtifactStage:
     name: str
-    needs: Tuple[str, ...]
+    needs: Needs           # stages whose artifacts this one reads (a function of cfg when the data decides)
     keys: Tuple[str, ...]  # config sections that determine the artifact
     run: Callable[[DictConfig, StageContext], Dict[str, float]]
+
+    def needs_for(self, cfg: DictConfig) -> Tuple[str, ...]:
+        return tuple(self.needs(cfg)) if callable(self.needs) else self.needs
 
 
 ARTIFACT_STAGES: Registry[ArtifactStage] = Registry("artifact stage")
 
 
-def artifact_stage(name: str, needs: Tuple[str, ...], keys: Tuple[str, ...]):
+def artifact_stage(name: str, needs: Needs, keys: Tuple[str, ...]):
     def decorator(run: Callable[[DictConfig, StageContext], Dict[str, float]]):
         ARTIFACT_STAGES.register(name)(ArtifactStage(name, needs, keys, run))
         return run
@@ -77,7 +94,7 @@ def stage_key(cfg: DictConfig, name: str) -> str:
         "format": ARTIFACT_FORMAT,
         "stage": name,
         "config": {key: _section(cfg, key) for key in spec.keys},
-        "needs": {dep: stage_key(cfg, dep) for dep in spec.needs},
+        "needs": {dep: stage_key(cfg, dep) for dep in spec.needs_for(cfg)},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -104,7 +121,7 @@ def _locked(path: Path) -> Iterator[None]:
 def ensure(cfg: DictConfig, name: str) -> Path:
     """Return the directory of a complete `name` artifact, building it (and what it needs) if not cached."""
     spec = _spec(name)
-    needs = {dep: ensure(cfg, dep) for dep in spec.needs}
+    needs = {dep: ensure(cfg, dep) for dep in spec.needs_for(cfg)}
     out = artifact_dir(cfg, name)
     if is_complete(out):
         log.info("[%s] cached: %s", name, out)
@@ -118,8 +135,9 @@ def ensure(cfg: DictConfig, name: str) -> Path:
         # Fresh heads (a BT RM's score layer) draw from the global RNGs: seed them so a stage is a function of
         # its config, which exact resume and cross-run determinism both rely on.
         seed_everything(cfg.seed, verbose=False)
-        metrics = spec.run(cfg, StageContext(name, out.name.split("-", 1)[1], out, needs))
-        write_json(out / COMPLETE, {"stage": name, "seconds": round(time.time() - started, 1),
+        ctx = StageContext(name, out.name.split("-", 1)[1], out, needs)
+        metrics = spec.run(cfg, ctx)
+        write_json(out / COMPLETE, {"stage": name, "seconds": round(time.time() - started, 1), "phases": ctx.phases,
                                     "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})
     return out
 

@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import lightning as L
 import torch
@@ -106,6 +106,44 @@ def run_tags(cfg: DictConfig, stage: str) -> List[str]:
     return [*cfg.logger.tags, *axes]
 
 
+class ResilientWandbLogger(WandbLogger):
+    """A WandbLogger whose failures (network, quota, a crashed wandb service) are warnings, never fatal.
+
+    After the first failure it stops calling W&B; the CSV logger beside it keeps the full record.
+    """
+
+    failed = False
+
+    def _guarded(self, what: str, call, *args, **kwargs):
+        if self.failed:
+            return None
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 -- logging must never kill training
+            self.failed = True
+            log.warning("W&B %s failed (%s); W&B logging is off for the rest of this run, CSV logs continue",
+                        what, error)
+            return None
+
+    def log_metrics(self, metrics, step=None):
+        return self._guarded("log_metrics", super().log_metrics, metrics, step)
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        return self._guarded("log_hyperparams", super().log_hyperparams, params, *args, **kwargs)
+
+    def log_image(self, *args, **kwargs):
+        return self._guarded("log_image", super().log_image, *args, **kwargs)
+
+    def log_table(self, *args, **kwargs):
+        return self._guarded("log_table", super().log_table, *args, **kwargs)
+
+    def after_save_checkpoint(self, checkpoint_callback) -> None:
+        return self._guarded("after_save_checkpoint", super().after_save_checkpoint, checkpoint_callback)
+
+    def finalize(self, status: str) -> None:
+        return self._guarded("finalize", super().finalize, status)
+
+
 def build_loggers(cfg: DictConfig, stage_dir: Path, stage: str, run_name: str) -> List[Logger]:
     if cfg.logger.name == "none":
         return []
@@ -113,7 +151,7 @@ def build_loggers(cfg: DictConfig, stage_dir: Path, stage: str, run_name: str) -
     loggers: List[Logger] = [CSVLogger(save_dir=str(stage_dir), name="logs")]
     if cfg.logger.name == "wandb":
         try:
-            wandb_logger = WandbLogger(project=cfg.logger.project, entity=cfg.logger.entity,
+            wandb_logger = ResilientWandbLogger(project=cfg.logger.project, entity=cfg.logger.entity,
                                        group=cfg.logger.group or cfg.experiment_name, job_type=stage,
                                        name=run_name, tags=run_tags(cfg, stage), save_dir=str(stage_dir),
                                        config=flat_config(cfg), mode=wandb_mode(cfg.logger.mode))
@@ -160,13 +198,32 @@ def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str
     )
 
 
-def finish_loggers(trainer: L.Trainer, metrics: Dict[str, float]) -> None:
-    """Record final evaluation metrics as run summary values and close the loggers (W&B failures are warnings)."""
+def _log_media(logger: WandbLogger, images: Mapping[str, Path], tables: Mapping[str, Sequence[dict]],
+               max_rows: int) -> None:
+    """Plots as W&B images and sample rows as W&B tables, so the dashboard shows the evidence behind a number."""
+    for key, path in images.items():
+        if Path(path).exists():
+            logger.log_image(key=key, images=[str(path)])
+    for key, rows in tables.items():
+        rows = list(rows)[:max_rows]
+        if rows:
+            columns = list(rows[0])
+            logger.log_table(key=key, columns=columns, data=[[row.get(c) for c in columns] for row in rows])
+
+
+def finish_loggers(trainer: L.Trainer, metrics: Dict[str, float], images: Optional[Mapping[str, Path]] = None,
+                   tables: Optional[Mapping[str, Sequence[dict]]] = None, max_table_rows: int = 200) -> None:
+    """Record final metrics as summary values, W&B media (images, sample tables), and close the loggers.
+
+    Any logger failure is a warning: the artifact on disk is the record, the dashboard a view of it.
+    """
     for logger in trainer.loggers:
         try:
             logger.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=trainer.global_step)
-            logger.finalize("success")
             if isinstance(logger, WandbLogger):
+                _log_media(logger, images or {}, tables or {}, max_table_rows)
+            logger.finalize("success")
+            if isinstance(logger, WandbLogger) and not getattr(logger, "failed", False):
                 logger.experiment.finish()
         except Exception as error:  # noqa: BLE001
             log.warning("logger %s failed at finish (%s)", type(logger).__name__, error)

@@ -23,9 +23,15 @@ def test_experiments_directory_is_the_experiment_group():
     assert (CONF / "experiment").resolve() == (ROOT / "experiments").resolve()
 
 
+# Options that only make sense with other settings: preference datasets train reward models (stage=rm), and the
+# generic reader needs a file.
+NEEDS = {("data", "hh_rlhf"): ["stage=rm"], ("data", "ultrafeedback"): ["stage=rm"],
+         ("data", "jsonl"): ["stage=rm", "data.path=prefs.jsonl"]}
+
+
 @pytest.mark.parametrize("group,option", list(group_options()))
 def test_every_group_option_composes_and_validates(group, option, tmp_path):
-    cfg = compose_config([f"{group}={option}"], tmp_path)
+    cfg = compose_config([f"{group}={option}", *NEEDS.get((group, option), [])], tmp_path)
     validate(cfg)
 
 
@@ -36,17 +42,31 @@ def test_every_experiment_composes_and_validates(experiment, tmp_path):
 
 
 def test_sweeps_directory_is_the_sweep_group_and_every_sweep_sets_multirun_params():
+    assert (CONF / "sweep").resolve() == (ROOT / "sweeps").resolve()
+    sweeps = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
+    assert sweeps == ["kl_target", "rm_x_ppo_groups", "seeds", "slurm"]
+    for sweep in sweeps:
+        cfg = _compose_with_hydra([f"sweep={sweep}"])
+        assert str(cfg.hydra.mode) == "RunMode.MULTIRUN", sweep
+        assert cfg.hydra.sweeper.params or sweep == "slurm", sweep  # slurm picks the launcher, not the points
+
+
+def _compose_with_hydra(overrides):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    assert (CONF / "sweep").resolve() == (ROOT / "sweeps").resolve()
-    sweeps = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
-    assert sweeps == ["kl_target", "rm_x_ppo_groups", "seeds"]
-    for sweep in sweeps:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
-        assert str(cfg.hydra.mode) == "RunMode.MULTIRUN" and cfg.hydra.sweeper.params, sweep
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def test_slurm_sweep_selects_the_submitit_launcher_and_keeps_the_experiment_sweep():
+    cfg = _compose_with_hydra(["experiment=seeds", "sweep=slurm", "trainer=gpu", "hydra.launcher.partition=gpu"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.partition == "gpu" and launcher.max_num_timeout == 3
+    assert launcher.nodes == cfg.trainer.num_nodes and launcher.tasks_per_node == cfg.trainer.devices
+    assert str(cfg.hydra.sweeper.params.seed) == "0,1,2"  # the experiment's seeds, now as SLURM jobs
 
 
 def test_every_yaml_key_is_documented():

@@ -6,7 +6,7 @@ probs: the model's P(y1 beats y2) per pair; labels: 1 if y1 was the annotator's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -61,6 +61,29 @@ def reliability(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> Re
         frequency.append(freq)
         ece += n / len(probs) * abs(conf - freq)
     return Reliability([b / bins for b in range(bins + 1)], confidence, frequency, count, ece)
+
+
+def pool_reliability(diagrams: Sequence[Reliability]) -> Reliability:
+    """One diagram from several runs on the same bins (e.g. seeds): counts add, bin means are count-weighted, and
+    ECE is recomputed from the pooled bins, so it equals the ECE of all runs' pairs judged together."""
+    edges = diagrams[0].edges
+    if any(d.edges != edges for d in diagrams):
+        raise ValueError("pool_reliability: diagrams have different bins")
+    total = sum(sum(d.count) for d in diagrams)
+    confidence, frequency, count, ece_value = [], [], [], 0.0
+    for b in range(len(edges) - 1):
+        n = sum(d.count[b] for d in diagrams)
+        count.append(n)
+        if n == 0:
+            confidence.append(None)
+            frequency.append(None)
+            continue
+        conf = sum(d.confidence[b] * d.count[b] for d in diagrams if d.count[b]) / n
+        freq = sum(d.frequency[b] * d.count[b] for d in diagrams if d.count[b]) / n
+        confidence.append(conf)
+        frequency.append(freq)
+        ece_value += n / total * abs(conf - freq)
+    return Reliability(list(edges), confidence, frequency, count, ece_value)
 
 
 def ece(probs: torch.Tensor, labels: torch.Tensor, bins: int = 10) -> float:

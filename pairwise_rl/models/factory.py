@@ -108,10 +108,16 @@ def build_tiny_causal_lm(tiny: DictConfig, tokenizer: PreTrainedTokenizerBase, s
         return AutoModelForCausalLM.from_config(config)
 
 
+def init_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:
+    """The tokenizer of the configured model: the hub/local one, or the character tokenizer of tiny models."""
+    if model_cfg.name_or_path is None:
+        return build_char_tokenizer()
+    return load_tokenizer(model_cfg.tokenizer or model_cfg.name_or_path, model_cfg.trust_remote_code)
+
+
 def init_policy(model_cfg: DictConfig, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The starting policy of SFT: a hub/local model, or a tiny model with the local character tokenizer."""
+    tokenizer = init_tokenizer(model_cfg)
     if model_cfg.name_or_path is None:
-        tokenizer = build_char_tokenizer()
         return build_tiny_causal_lm(model_cfg.tiny, tokenizer, seed), tokenizer
-    tokenizer = load_tokenizer(model_cfg.tokenizer or model_cfg.name_or_path, model_cfg.trust_remote_code)
     return load_causal_lm(model_cfg.name_or_path, model_cfg.dtype, model_cfg.trust_remote_code), tokenizer

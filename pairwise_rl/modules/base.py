@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import lightning as L
 import torch
 from transformers import PreTrainedModel
+
+from pairwise_rl.modules.guard import NonFiniteGuard
 
 
 class StepTrainedModule(L.LightningModule):
     """One optimiser step per batch; `completed_steps` drives checkpointing, `resume_step` the data restart."""
 
-    def __init__(self, model: PreTrainedModel):
+    def __init__(self, model: PreTrainedModel, stage: str, on_nonfinite: str = "stop"):
         super().__init__()
         self.model = model
         self.resume_step = 0
+        self.guard = NonFiniteGuard(on_nonfinite, stage)
+
+    def checked_loss(self, loss: torch.Tensor) -> Optional[torch.Tensor]:
+        """The loss, or None (Lightning then skips backward and the optimiser step) when it is not finite and
+        trainer.on_nonfinite=skip; with stop, NonFiniteError ends the run before the weights change."""
+        if not self.guard.ok(self.trainer.global_step, loss=loss):
+            self.log("train/nonfinite_skipped", float(self.guard.skipped))
+            return None
+        return loss
 
     def on_fit_start(self) -> None:
         self.model.train()  # from_pretrained returns eval mode; training must not inherit it
@@ -22,8 +35,12 @@ class StepTrainedModule(L.LightningModule):
     def completed_steps(self) -> int:
         return self.trainer.global_step
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["nonfinite_guard"] = self.guard.state_dict()
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.resume_step = int(checkpoint["global_step"])
+        self.guard.load_state_dict(checkpoint.get("nonfinite_guard", {}))
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
         """Tensor batches move as usual; text records stay put (the model-side code tokenizes onto the device)."""

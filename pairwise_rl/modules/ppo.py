@@ -26,6 +26,7 @@ from pairwise_rl.eval.io import write_jsonl
 from pairwise_rl.eval.policy import eval_chunks, repeat_for_sampling
 from pairwise_rl.models.generation import generate
 from pairwise_rl.models.heads import hidden_states, lm_head_logits, scalar_head
+from pairwise_rl.modules.guard import NonFiniteGuard
 from pairwise_rl.modules.optim import adamw
 from pairwise_rl.rewards.anchors import AnchorContext, build_anchor
 from pairwise_rl.rewards.base import RewardModel
@@ -102,6 +103,7 @@ class PPOModule(L.LightningModule):
                        else FixedKLController(ppo.kl.coef))
         self.iteration = 0
         self.resume_step = 0
+        self.guard = NonFiniteGuard(cfg.trainer.on_nonfinite, "ppo")
 
     # ------------------------------------------------------------------------------------------ plumbing
     def train(self, mode: bool = True) -> "PPOModule":
@@ -119,7 +121,8 @@ class PPOModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ppo_state"] = {"iteration": self.iteration, "kl_ctl": self.kl_ctl.state_dict(),
-                                   "anchor": self.anchor.state_dict() if self.anchor else None}
+                                   "anchor": self.anchor.state_dict() if self.anchor else None,
+                                   "nonfinite_guard": self.guard.state_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["ppo_state"]
@@ -127,6 +130,7 @@ class PPOModule(L.LightningModule):
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         if self.anchor is not None:
             self.anchor.load_state_dict(state["anchor"])
+        self.guard.load_state_dict(state.get("nonfinite_guard", {}))
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         return step_loader(len(self.prompts), self.cfg.ppo.rollout_batch_size, self.cfg.ppo.iterations, self.seed,
@@ -208,14 +212,16 @@ class PPOModule(L.LightningModule):
                 if not ppo.kl.in_reward:
                     kl_term = masked_mean(kl_penalty(logprobs, rollout.ref_logprobs[index], ppo.kl.estimator), mask)
                     loss = loss + self.kl_ctl.value * kl_term
+                values = scalar_head(self.critic, _response_hidden(self.critic, seq, attn, rollout.prompt_len)).float()
+                vf_loss, vstats = value_loss(values, rollout.values[index], rollout.returns[index], mask,
+                                             ppo.value_clip)
+                if not self.guard.ok(step, policy_loss=loss, value_loss=vf_loss):
+                    continue  # on_nonfinite=skip: this minibatch changes neither network
                 policy_opt.zero_grad()
                 self.manual_backward(loss)
                 self.clip_gradients(policy_opt, gradient_clip_val=ppo.max_grad_norm, gradient_clip_algorithm="norm")
                 policy_opt.step()
 
-                values = scalar_head(self.critic, _response_hidden(self.critic, seq, attn, rollout.prompt_len)).float()
-                vf_loss, vstats = value_loss(values, rollout.values[index], rollout.returns[index], mask,
-                                             ppo.value_clip)
                 critic_opt.zero_grad()
                 self.manual_backward(ppo.vf_coef * vf_loss)
                 self.clip_gradients(critic_opt, gradient_clip_val=ppo.max_grad_norm, gradient_clip_algorithm="norm")
@@ -225,11 +231,16 @@ class PPOModule(L.LightningModule):
                                     **stats, **vstats}.items():
                     totals[name] = totals.get(name, 0.0) + float(value.detach())
                 updates += 1
-        return {name: value / updates for name, value in totals.items()}
+        return {name: value / max(updates, 1) for name, value in totals.items()}
 
     def training_step(self, prompts: List[Prompt], batch_idx: int) -> None:
         step = self.iteration
         rollout = self.make_rollout(prompts, step)
+        if not self.guard.ok(step, reward=rollout.reward, kl=rollout.kl, values=rollout.values,
+                             advantages=rollout.advantages):
+            self.iteration += 1  # on_nonfinite=skip: no update from this rollout, and the KL controller ignores it
+            self.log("train/nonfinite_skipped", float(self.guard.skipped), batch_size=len(prompts))
+            return
         update = self.ppo_update(rollout, step)
         kl_per_sequence = masked_sum(rollout.logprobs - rollout.ref_logprobs, rollout.mask, dim=-1)
         metrics = {
@@ -244,6 +255,8 @@ class PPOModule(L.LightningModule):
         }
         if rollout.gold is not None:
             metrics["gold/mean"] = rollout.gold.mean()
+        if self.guard.skipped:
+            metrics["nonfinite_skipped"] = torch.tensor(float(self.guard.skipped))
         self.kl_ctl.update(float(kl_per_sequence.mean()), len(prompts))
         self.iteration += 1
         self.log_dict({f"train/{k}": float(v) for k, v in metrics.items()}, batch_size=len(prompts),

@@ -18,7 +18,7 @@ from pairwise_rl.rewards.base import RewardModel
 class RewardModelModule(StepTrainedModule):
     def __init__(self, judge: RewardModel, train_pairs: Sequence[Preference], val_pairs: PairSet,
                  cfg: DictConfig, seed: int):
-        super().__init__(judge.model)  # a submodule, so Lightning moves, shards and checkpoints it
+        super().__init__(judge.model, "rm", cfg.trainer.on_nonfinite)  # a submodule: Lightning moves and saves it
         self.judge = judge
         self.train_pairs, self.val_pairs = list(train_pairs), val_pairs
         self.cfg, self.seed = cfg, seed
@@ -35,7 +35,7 @@ class RewardModelModule(StepTrainedModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(pairs))
         for name, value in stats.items():
             self.log(f"train/{name}", value, batch_size=len(pairs))
-        return loss
+        return self.checked_loss(loss)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         metrics = judge_pairs(self.judge, self.val_pairs, self.cfg.rm.ece_bins).metrics

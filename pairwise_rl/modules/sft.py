@@ -20,7 +20,7 @@ from pairwise_rl.tasks.digits import gold_score, mean_by_kind
 class SFTModule(StepTrainedModule):
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, demos: Sequence[Prompt],
                  val_prompts: Sequence[str], cfg: DictConfig, seed: int):
-        super().__init__(model)
+        super().__init__(model, "sft", cfg.trainer.on_nonfinite)
         self.tokenizer = tokenizer
         self.demos, self.val_prompts = list(demos), list(val_prompts)
         self.cfg, self.seed = cfg, seed
@@ -44,7 +44,7 @@ class SFTModule(StepTrainedModule):
                           labels=batch["labels"]).loss
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
-        return loss
+        return self.checked_loss(loss)
 
     def validation_step(self, prompts: List[str], batch_idx: int) -> None:
         for mode, greedy in (("sampled", False), ("greedy", True)):

@@ -1,4 +1,4 @@
-"""`stage=` commands. Artifact stages (sft, rm, ppo) run through the pipeline cache; the rest compose them."""
+"""`stage=` commands. Artifact stages (sft, pairs, rm, ppo) run through the pipeline cache; the rest compose them."""
 
 from __future__ import annotations
 
@@ -11,4 +11,4 @@ from pairwise_rl.registry import Registry
 STAGES: Registry[Callable[[DictConfig], object]] = Registry("stage")
 
 # Importing the stage modules registers them.
-from pairwise_rl.stages import compare, pipeline, ppo, rm, sft  # noqa: E402,F401
+from pairwise_rl.stages import compare, pairs, pipeline, ppo, rm, sft  # noqa: E402,F401

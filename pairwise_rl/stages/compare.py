@@ -1,8 +1,8 @@
 """stage=compare: read a multirun directory (no network) and compare the setups across seeds.
 
 Writes compare.md and compare.csv (mean and 95% interval over seeds per setup and metric), gold_vs_step.png (PPO
-rollout gold against iteration, mean over seeds) and gold_vs_kl.png (each run's held-out gold against its KL to
-the SFT policy: the reward-KL frontier).
+rollout gold against iteration, mean over seeds), gold_vs_kl.png (each run's held-out gold against its KL to
+the SFT policy: the reward-KL frontier) and rm_reliability.png (each RM mode's held-out pairs pooled over runs).
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import logging
 from pathlib import Path
 from typing import Dict, List
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl.eval.aggregate import mean_ci
 from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import atomic_write_text, read_json
-from pairwise_rl.eval.plots import plot_gold_vs_kl, plot_gold_vs_step
+from pairwise_rl.eval.metrics import Reliability, pool_reliability
+from pairwise_rl.eval.plots import plot_gold_vs_kl, plot_gold_vs_step, plot_reliability
 from pairwise_rl.eval.report import print_table
 from pairwise_rl.stages import STAGES
 
@@ -65,6 +66,33 @@ def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Pat
         writer.writerows(rows)
 
 
+def pooled_reliability(results: List[dict]) -> Dict[str, Reliability]:
+    """Per RM mode, the reliability diagram over every run's held-out pairs (an RM shared by setups counts once)."""
+    by_mode: Dict[str, Dict[str, Reliability]] = {}
+    for result in results:
+        for paths in result["artifacts"].values():
+            rm_dir = Path(paths["rm"])
+            mode = OmegaConf.load(rm_dir / "config.yaml").rm.mode  # the config the artifact was built with
+            by_mode.setdefault(mode, {})[str(rm_dir)] = Reliability(**read_json(rm_dir / "reliability.json"))
+    return {mode: pool_reliability(list(diagrams.values())) for mode, diagrams in by_mode.items()}
+
+
+def write_plots(results: List[dict], directory: Path) -> List[Path]:
+    """gold_vs_step.png, gold_vs_kl.png and rm_reliability.png for a set of pipeline results (one run or many)."""
+    curves: Dict[str, List[List[tuple]]] = {}
+    frontier: Dict[str, List[tuple]] = {}
+    for result in results:
+        for setup, paths in result["artifacts"].items():
+            curves.setdefault(setup, []).append(series(read_history(paths["ppo"]), "train/gold/mean"))
+            metrics = result["results"][setup]
+            frontier.setdefault(setup, []).append((metrics["KL to SFT"], metrics["gold (sampled)"]))
+    directory = Path(directory)
+    return [plot_gold_vs_step(curves, directory / "gold_vs_step.png"),
+            plot_gold_vs_kl(frontier, directory / "gold_vs_kl.png"),
+            plot_reliability(pooled_reliability(results), directory / "rm_reliability.png",
+                             title=f"RM reliability, held-out pairs pooled over {len(results)} run(s)")]
+
+
 @STAGES.register("compare")
 def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     directory = Path(cfg.compare.dir)
@@ -73,15 +101,7 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     seeds = sorted({r["seed"] for r in results})
     write_tables(summary, seeds, directory)
 
-    curves: Dict[str, List[List[tuple]]] = {}
-    frontier: Dict[str, List[tuple]] = {}
-    for result in results:
-        for setup, paths in result["artifacts"].items():
-            curves.setdefault(setup, []).append(series(read_history(paths["ppo"]), "train/gold/mean"))
-            metrics = result["results"][setup]
-            frontier.setdefault(setup, []).append((metrics["KL to SFT"], metrics["gold (sampled)"]))
-    plot_gold_vs_step(curves, directory / "gold_vs_step.png")
-    plot_gold_vs_kl(frontier, directory / "gold_vs_kl.png")
+    write_plots(results, directory)
     print_table(f"{len(results)} runs, seeds {seeds}: mean ± 95% interval",
                 {metric: {s: _cell(summary[s][metric]) for s in summary if metric in summary[s]}
                  for metric in dict.fromkeys(m for s in summary.values() for m in s)})

@@ -18,6 +18,7 @@ from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.pipeline import ensure, stage_metrics
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.common import with_values
+from pairwise_rl.stages.compare import write_plots
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,10 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     results = {"sft (start)": sft_row(first_ppo_metrics), **results}
     print_table(f"{cfg.experiment_name}: held-out test prompts (seed {cfg.seed})", transpose(results))
     out = Path(cfg.paths.output_dir)
-    write_json(out / "result.json", {"experiment": cfg.experiment_name, "seed": cfg.seed, "results": results,
-                                     "artifacts": paths, "config": OmegaConf.to_container(cfg, resolve=True)})
+    result = {"experiment": cfg.experiment_name, "seed": cfg.seed, "results": results, "artifacts": paths,
+              "config": OmegaConf.to_container(cfg, resolve=True)}
+    write_json(out / "result.json", result)
+    plots = write_plots([result], out)
     log.info("results: %s", out / "result.json")
+    log.info("plots: %s", ", ".join(str(p) for p in plots))
     return results

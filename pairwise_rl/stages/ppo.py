@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Dict
+from typing import Dict, List
 
 import torch
 from omegaconf import DictConfig
@@ -48,25 +48,37 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     module = PPOModule(policy, reference, critic, reward_model, tokenizer, prompts, val_prompts, cfg, cfg.seed,
                        samples_dir=ctx.dir / "val_samples")
 
-    before, before_rows = module.evaluate(test_prompts, tag="sft", greedy=cfg.eval.greedy,
-                                          samples_per_prompt=cfg.eval.samples_per_prompt,
-                                          batch_size=cfg.eval.batch_size)
+    with ctx.timed("evaluate sft"):
+        before, before_rows = module.evaluate(test_prompts, tag="sft", greedy=cfg.eval.greedy,
+                                              samples_per_prompt=cfg.eval.samples_per_prompt,
+                                              batch_size=cfg.eval.batch_size)
     trainer = build_trainer(cfg, ctx.dir, stage="ppo", run_name=run_name(cfg, ctx), val_every=cfg.ppo.val_every,
                             checkpoint_every=cfg.ppo.checkpoint_every, log_every_n_steps=1)
-    fit(trainer, module, ctx.dir)
+    with ctx.timed("train"):
+        fit(trainer, module, ctx.dir)
     export_hf(policy, tokenizer, ctx)
 
-    after, rows = module.evaluate(test_prompts, tag="ppo", greedy=cfg.eval.greedy,
-                                  samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
+    with ctx.timed("evaluate"):
+        after, rows = module.evaluate(test_prompts, tag="ppo", greedy=cfg.eval.greedy,
+                                      samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
     write_jsonl(ctx.dir / "samples.jsonl", before_rows + rows)
     write_json(ctx.dir / "metrics.json", after)
     title = f"PPO ({cfg.ppo.variant}, rm={reward_model.mode}, anchor={module.anchor_name if module.anchor else '-'})"
     print_table(f"{title}: held-out test prompts (n={len(test_prompts)})",
                 transpose({"sft": {m: before.get(m) for m in TABLE_METRICS},
                            "ppo": {m: after.get(m) for m in TABLE_METRICS}}))
-    metrics = {**after, **{f"sft/{k}": v for k, v in before.items()}}
-    finish_loggers(trainer, metrics)
+    metrics = {**after, **{f"sft/{k}": v for k, v in before.items()},
+               "nonfinite_skipped": float(module.guard.skipped)}
+    finish_loggers(trainer, metrics, tables={"samples/sft_vs_ppo": side_by_side(before_rows, rows)},
+                   max_table_rows=cfg.logger.table_rows)
     return metrics
+
+
+def side_by_side(sft_rows: List[dict], ppo_rows: List[dict]) -> List[dict]:
+    """One row per held-out sample: the SFT and PPO responses to the same prompt (same eval order), for W&B."""
+    return [{"mode": s["mode"], "prompt": s["prompt"], "anchor": p["anchor"], "sft": s["response"],
+             "sft_gold": s["gold"], "ppo": p["response"], "ppo_gold": p["gold"], "ppo_reward": p["reward"],
+             "ppo_kl": p["kl"]} for s, p in zip(sft_rows, ppo_rows)]
 
 
 @STAGES.register("ppo")

@@ -6,6 +6,7 @@ from typing import Dict
 
 from omegaconf import DictConfig
 
+from pairwise_rl.eval.io import read_jsonl
 from pairwise_rl.eval.policy import evaluate_policy
 from pairwise_rl.eval.report import gold_column, print_gold_table
 from pairwise_rl.models.factory import init_policy
@@ -27,20 +28,23 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     test_prompts = digits_prompts(cfg, "test", cfg.eval.num_prompts)
 
     # The untrained model's score is the floor SFT must clear; it is deterministic from the seed.
-    before = evaluate_policy(model, tokenizer, test_prompts, cfg.generation, cfg.data.max_prompt_tokens,
-                             greedy=cfg.eval.greedy, samples_per_prompt=cfg.eval.samples_per_prompt,
-                             batch_size=cfg.eval.batch_size)
+    with ctx.timed("evaluate untrained"):
+        before = evaluate_policy(model, tokenizer, test_prompts, cfg.generation, cfg.data.max_prompt_tokens,
+                                 greedy=cfg.eval.greedy, samples_per_prompt=cfg.eval.samples_per_prompt,
+                                 batch_size=cfg.eval.batch_size)
 
     module = SFTModule(model, tokenizer, demos, digits_prompts(cfg, "val", d.num_val_prompts), cfg, cfg.seed)
     trainer = build_trainer(cfg, ctx.dir, stage="sft", run_name=run_name(cfg, ctx), val_every=cfg.sft.val_every,
                             checkpoint_every=cfg.sft.checkpoint_every,
                             gradient_clip_val=cfg.sft.max_grad_norm)
-    fit(trainer, module, ctx.dir)
+    with ctx.timed("train"):
+        fit(trainer, module, ctx.dir)
     export_hf(model, tokenizer, ctx)
 
-    after = evaluate_policy(model, tokenizer, test_prompts, cfg.generation, cfg.data.max_prompt_tokens,
-                            out_dir=ctx.dir, greedy=cfg.eval.greedy, tag="sft",
-                            samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
+    with ctx.timed("evaluate"):
+        after = evaluate_policy(model, tokenizer, test_prompts, cfg.generation, cfg.data.max_prompt_tokens,
+                                out_dir=ctx.dir, greedy=cfg.eval.greedy, tag="sft",
+                                samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
     demo_gold = _demo_gold(demos)
     columns = {"untrained": gold_column(before), "demonstrations": gold_column(demo_gold),
                "sft (sampled)": gold_column(after)}
@@ -48,8 +52,10 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
         columns["sft (greedy)"] = gold_column(after, "greedy")
     print_gold_table("SFT: gold score on held-out test prompts", columns, d.kinds)
     metrics = {**after, **{f"init/{k}": v for k, v in before.items()},
-               **{f"demos/{k}": v for k, v in demo_gold.items()}}
-    finish_loggers(trainer, metrics)
+               **{f"demos/{k}": v for k, v in demo_gold.items()},
+               "nonfinite_skipped": float(module.guard.skipped)}
+    finish_loggers(trainer, metrics, tables={"samples/sft": read_jsonl(ctx.dir / "samples.jsonl")},
+                   max_table_rows=cfg.logger.table_rows)
     return metrics
 
 

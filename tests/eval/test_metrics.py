@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from pairwise_rl.eval.metrics import accuracy, brier, ece, nll, position_consistency, preference_metrics, reliability
+from pairwise_rl.eval.metrics import (accuracy, brier, ece, nll, pool_reliability, position_consistency,
+                                      preference_metrics, reliability)
 
 P = torch.tensor([0.1, 0.2, 0.8, 0.9])
 Y = torch.tensor([0.0, 1.0, 1.0, 1.0])
@@ -30,6 +31,19 @@ def test_ece_is_zero_for_perfect_calibration_and_handles_empty_bins_and_p_equal_
     labels = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0])
     rel = reliability(probs, labels, bins=4)
     assert rel.ece == pytest.approx(0.0) and rel.count == [0, 4, 0, 2]
+
+
+def test_pooled_reliability_equals_judging_all_pairs_together():
+    # run 1: bins [2, 2] as above; run 2: p = 0.3 (label 0) and 0.7 (label 1) -> bin means 0.3 / 0.7
+    p2, y2 = torch.tensor([0.3, 0.7]), torch.tensor([0.0, 1.0])
+    pooled = pool_reliability([reliability(P, Y, bins=2), reliability(p2, y2, bins=2)])
+    # bin 0: p 0.1, 0.2, 0.3 -> 0.2, labels 0, 1, 0 -> 1/3; bin 1: p 0.8, 0.9, 0.7 -> 0.8, labels all 1 -> 1.0
+    assert pooled.count == [3, 3]
+    assert pooled.confidence == pytest.approx([0.2, 0.8]) and pooled.frequency == pytest.approx([1 / 3, 1.0])
+    assert pooled.ece == pytest.approx(0.5 * (1 / 3 - 0.2) + 0.5 * 0.2)
+    assert pooled.ece == pytest.approx(reliability(torch.cat([P, p2]), torch.cat([Y, y2]), bins=2).ece)
+    with pytest.raises(ValueError, match="different bins"):
+        pool_reliability([reliability(P, Y, bins=2), reliability(P, Y, bins=4)])
 
 
 def test_position_consistency_hand_value():

@@ -21,5 +21,5 @@ def test_compare_aggregates_seeds_into_tables_and_plots(make_debug_cfg, tmp_path
         rows = list(csv.DictReader(handle))
     assert {r["setup"] for r in rows} == set(summary) and all(r["n"] == "2" for r in rows)
     assert "±" in (sweep / "compare.md").read_text()
-    for plot in ("gold_vs_step.png", "gold_vs_kl.png"):
+    for plot in ("gold_vs_step.png", "gold_vs_kl.png", "rm_reliability.png"):
         assert (sweep / plot).stat().st_size > 1000

@@ -17,6 +17,8 @@ def test_pairwise_vs_bt_shares_the_sft_policy_and_reruns_from_the_cache(make_deb
     assert artifacts["traditional"]["rm"] != artifacts["pairwise_rl"]["rm"]
     assert result["config"]["experiment_name"] == "pairwise_vs_bt"
     assert "traditional" in capsys.readouterr().out
+    for plot in ("gold_vs_step.png", "gold_vs_kl.png", "rm_reliability.png"):  # the run's own plots
+        assert (Path(cfg.paths.output_dir) / plot).stat().st_size > 1000
 
     stamps = {p: (Path(p) / COMPLETE).stat().st_mtime_ns for setup in artifacts.values() for p in setup.values()}
     assert run(cfg) == results

@@ -1,0 +1,54 @@
+"""Bad configs fail before any model is loaded, naming the key."""
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from pairwise_rl.cli import run
+from pairwise_rl.config import ConfigError
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Any model construction or load during these tests is a failure: validation must come first.
+
+    Patched on the transformers classes (looked up at call time), not on our functions, which stage modules bind
+    at import."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a model was loaded before the config was validated")
+
+    for cls in (AutoModelForCausalLM, AutoModelForSequenceClassification):
+        for name in ("from_pretrained", "from_config"):
+            monkeypatch.setattr(cls, name, forbidden)
+
+
+@pytest.mark.parametrize("overrides,key", [
+    (["sft.lr=-1e-3"], "sft.lr"),
+    (["rm.lr=0"], "rm.lr"),
+    (["ppo.clip_ratio=0"], "ppo.clip_ratio"),
+    (["ppo.clip_ratio=-0.2"], "ppo.clip_ratio"),
+    (["data.digits.tau.add=0"], "data.digits.tau.add"),
+    (["data.digits.tau.sort=-0.1"], "data.digits.tau.sort"),
+    (["ppo.minibatch_size=48"], "ppo.minibatch_size"),
+    (["ppo.anchor=best_of_three"], "ppo.anchor"),
+    (["rm.template=no slots here"], "rm.template"),
+    (["trainer.on_nonfinite=ignore"], "trainer.on_nonfinite"),
+    (["data.max_prompt_tokens=480", "rm=generative"], "model.tiny.max_position_embeddings"),
+    (["stage=ppo", "data=hh_rlhf", "ppo.anchor=reference"], "ppo.anchor"),
+    (["stage=pipeline", "data=hh_rlhf", "ppo.anchor=sft_greedy"], "stage"),
+    (["stage=rm", "data=jsonl"], "data.path"),
+    (["stage=rm", "data=hh_rlhf", "data.on_bad_row=ignore"], "data.on_bad_row"),
+    (["stage=rm", "data=hh_rlhf", "data.val_fraction=0.5", "data.test_fraction=0.5"], "data.test_fraction"),
+])
+def test_out_of_range_or_inconsistent_values_fail_naming_the_key(overrides, key, make_cfg, no_model_loads):
+    with pytest.raises(ConfigError, match=rf"^{key}: "):
+        run(make_cfg(*overrides))
+
+
+@pytest.mark.parametrize("override,key", [("ppo.kl.coeff=0.1", "coeff"), ("rm.max_steps=many", "max_steps"),
+                                          ("trainer.devices_count=2", "devices_count")])
+def test_unknown_keys_and_wrong_types_fail_at_composition(override, key, make_cfg):
+    with pytest.raises(ConfigCompositionException) as info:
+        make_cfg(override)
+    assert key in str(info.value.__cause__ or info.value)
