@@ -29,6 +29,7 @@ SUMMARY = {  # column in the table -> (stage, metric)
     "gold add": ("ppo", "gold_sampled/add"),
     "gold (greedy)": ("ppo", "gold_greedy/all"),
     "KL to SFT": ("ppo", "kl_sampled"),
+    "reward (own RM)": ("ppo", "reward_sampled"),  # each setup's own reward: scales differ between setups
     "RM accuracy": ("rm", "accuracy"),
     "RM ECE": ("rm", "ece"),
 }
@@ -51,7 +52,7 @@ def for_setup(cfg: DictConfig, setup: Dict[str, str]) -> DictConfig:
 def sft_row(ppo_metrics: Dict[str, float]) -> Dict[str, float]:
     """The shared starting policy, as the PPO stage measured it before training (KL to itself is 0)."""
     return {column: (0.0 if key == "kl_sampled" else ppo_metrics.get(f"sft/{key}"))
-            for column, (stage, key) in SUMMARY.items() if stage == "ppo"}
+            for column, (stage, key) in SUMMARY.items() if stage == "ppo" and key != "reward_sampled"}
 
 
 @STAGES.register("pipeline")

@@ -17,6 +17,8 @@ def test_compare_aggregates_seeds_into_tables_and_plots(make_debug_cfg, tmp_path
     summary = run(make_debug_cfg("stage=compare", f"compare.dir={sweep}"))
     assert set(summary) == {"sft (start)", "traditional", "pairwise_rl"}
     assert summary["traditional"]["gold (sampled)"]["n"] == 2
+    for metric in ("gold (sampled)", "reward (own RM)", "KL to SFT", "RM accuracy", "RM ECE"):
+        assert summary["pairwise_rl"][metric]["n"] == 2, metric
     with open(sweep / "compare.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["setup"] for r in rows} == set(summary) and all(r["n"] == "2" for r in rows)
