@@ -23,5 +23,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -m '' $(ARGS)
 
+# Benchmarks (issue 7, in progress): each writes benchmarks/results/<name>.json and .md. Run nothing else meanwhile.
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_scoring.py $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_rollout.py $(ARGS)
+
 clean:
 	rm -rf outputs multirun artifacts .pytest_cache

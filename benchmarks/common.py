@@ -1,0 +1,71 @@
+"""Shared pieces of the benchmarks: a tiny model of the default size, digits data, timing, and the report files.
+
+Every comparison is a ratio of two timings taken in the same process, on the same model and inputs, so the
+numbers mean something on a shared, noisy machine. Each benchmark writes <name>.json and <name>.md under
+benchmarks/results/ (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import torch
+
+from pairwise_rl.tasks.digits import sample_problems
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def arguments(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and markdown reports go")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the median is reported)")
+    parser.add_argument("--n", type=int, default=1024, help="samples per repetition")
+    return parser.parse_args()
+
+
+def default_model_dir() -> str:
+    """The default tiny policy (conf/model/tiny_llama.yaml sizes), saved with save_pretrained like a stage does."""
+    from omegaconf import OmegaConf
+
+    from pairwise_rl.models.factory import build_tiny_causal_lm
+    from pairwise_rl.models.tokenizer import build_char_tokenizer
+
+    tiny = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "model" / "tiny_llama.yaml").tiny
+    tokenizer = build_char_tokenizer()
+    directory = tempfile.mkdtemp(prefix="bench-model-")
+    build_tiny_causal_lm(tiny, tokenizer, seed=0).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def digits_rows(n: int, seed: int = 0):
+    """(prompt, target) pairs of the digits task: realistic prompt and response lengths."""
+    problems = sample_problems("test", n, seed, ["sort", "reverse", "add"], 3, 8, 999)
+    return [p.prompt for p in problems], [p.target for p in problems]
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: allocator, thread pools, lazy imports
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def write_report(out: Path, name: str, result: Dict, table: List[List[str]], header: List[str], notes: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": name, "torch_threads": torch.get_num_threads(), **result}
+    (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [f"# {name}", "", notes, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in table]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
