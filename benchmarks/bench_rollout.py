@@ -7,7 +7,7 @@ The wrapper adds tokenization, seeding, the response mask and decoding; this mea
 from __future__ import annotations
 
 import torch
-from common import arguments, default_model_dir, digits_rows, median_seconds, write_report
+from common import arguments, default_model_dir, digits_rows, interleaved_medians, write_report
 
 from pairwise_rl.data.encoding import encode_prompts
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
@@ -38,8 +38,8 @@ def main() -> None:
         response = out[:, batch["input_ids"].shape[1]:]
         new_tokens["hf"] = int((response != tokenizer.pad_token_id).sum())
 
-    ours_s = median_seconds(ours, args.repeats)
-    hf_s = median_seconds(plain_hf, args.repeats)
+    seconds = interleaved_medians({"ours": ours, "hf": plain_hf}, args.repeats)
+    ours_s, hf_s = seconds["ours"], seconds["hf"]
     ratio = (new_tokens["ours"] / ours_s) / (new_tokens["hf"] / hf_s)
     result = {"prompts": args.n, "max_new_tokens": MAX_NEW_TOKENS, "ours_new_tokens_per_s": new_tokens["ours"] / ours_s,
               "hf_new_tokens_per_s": new_tokens["hf"] / hf_s, "throughput_ratio": ratio}

@@ -7,7 +7,7 @@ Target (issue 7): generative compare (both orders) costs at most 2.5x a BT score
 
 from __future__ import annotations
 
-from common import arguments, default_model_dir, digits_rows, median_seconds, write_report
+from common import arguments, default_model_dir, digits_rows, interleaved_medians, write_report
 
 from pairwise_rl.rewards.bt import BTReward
 from pairwise_rl.rewards.generative import GenerativeReward
@@ -24,8 +24,10 @@ def main() -> None:
     generative = GenerativeReward.from_pretrained(model_dir, max_prompt_tokens=64, max_response_tokens=24,
                                                   template=TEMPLATE, verdict_tokens=["A", "B"])
     generative.both_orders = True
-    bt_s = median_seconds(lambda: bt.score(prompts, responses), args.repeats)
-    gen_s = median_seconds(lambda: generative.compare(prompts, responses, anchors), args.repeats)
+    seconds = interleaved_medians({"bt": lambda: bt.score(prompts, responses),
+                                   "generative": lambda: generative.compare(prompts, responses, anchors)},
+                                  args.repeats)
+    bt_s, gen_s = seconds["bt"], seconds["generative"]
     ratio = gen_s / bt_s
     result = {"samples": args.n, "bt_score_samples_per_s": args.n / bt_s,
               "generative_compare_both_orders_samples_per_s": args.n / gen_s, "cost_ratio": ratio,

@@ -25,7 +25,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def arguments(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and markdown reports go")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (the median is reported)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (the median is reported)")
     parser.add_argument("--n", type=int, default=1024, help="samples per repetition")
     return parser.parse_args()
 
@@ -51,14 +51,18 @@ def digits_rows(n: int, seed: int = 0):
     return [p.prompt for p in problems], [p.target for p in problems]
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: allocator, thread pools, lazy imports
-    times = []
+def interleaved_medians(fns: Dict[str, Callable[[], object]], repeats: int) -> Dict[str, float]:
+    """Median seconds of each function, timed in alternation (a, b, a, b, ...) so that drift in the machine's
+    speed (other tenants, thermal) hits both sides of a ratio alike."""
+    for fn in fns.values():
+        fn()  # warm-up: allocator, thread pools, lazy imports
+    times: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def write_report(out: Path, name: str, result: Dict, table: List[List[str]], header: List[str], notes: str) -> None:

@@ -53,7 +53,9 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_tokens: int) -> Dict[str, torch.Tensor]:
-    ids, mask = left_pad([encode_prompt(tokenizer, p, max_tokens) for p in prompts], tokenizer.pad_token_id)
+    # One batched tokenizer call (the per-prompt calls cost ~7% of a rollout, measured by benchmarks/bench_rollout.py).
+    rows = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+    ids, mask = left_pad([row[-max_tokens:] for row in rows], tokenizer.pad_token_id)
     return {"input_ids": ids, "attention_mask": mask}
 
 
