@@ -30,3 +30,23 @@ def test_prompts_keep_their_end_when_truncated():
     tok = build_char_tokenizer()
     batch = encode_prompts(tok, ["sort: 1 2 3 4 5 ="], max_tokens=6)
     assert tok.decode(batch["input_ids"][0]) == " 4 5 ="
+
+
+def test_batched_prompt_encoding_equals_encoding_each_prompt():
+    from pairwise_rl.data.encoding import encode_prompt
+
+    tok = build_char_tokenizer()
+    prompts = ["sort: 4 9 1 =", "add: 352 + 71 =", "x" * 30]
+    batch = encode_prompts(tok, prompts, 12)
+    ids, mask = left_pad([encode_prompt(tok, p, 12) for p in prompts], tok.pad_token_id)
+    assert torch.equal(batch["input_ids"], ids) and torch.equal(batch["attention_mask"], mask)
+
+
+def test_decoded_responses_stop_at_the_first_eos_and_drop_padding():
+    from pairwise_rl.models.generation import decode_responses, response_mask_from_ids
+
+    tok = build_char_tokenizer()
+    a, b = tok(" 1 4", add_special_tokens=False)["input_ids"], tok(" 7", add_special_tokens=False)["input_ids"]
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    rows = torch.tensor([a + [eos] + b, b + [eos] + [pad] * 4, a + b + [pad]])  # text after eos, padding, no eos
+    assert decode_responses(tok, rows, response_mask_from_ids(rows, eos)) == [" 1 4", " 7", " 1 4 7"]
