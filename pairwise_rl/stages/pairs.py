@@ -19,7 +19,7 @@ from pairwise_rl.data.collect import collect_preferences, digits_labeller
 from pairwise_rl.data.encoding import truncate_text
 from pairwise_rl.data.readers import apply_length_policy, read_preferences, split_by_prompt
 from pairwise_rl.data.records import Preference
-from pairwise_rl.eval.io import read_jsonl, write_json, write_jsonl
+from pairwise_rl.eval.io import read_jsonl, write_jsonl
 from pairwise_rl.models.factory import init_tokenizer, load_causal_lm, load_tokenizer
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.stages import STAGES
@@ -39,6 +39,13 @@ def read_pairs(directory: Path) -> Dict[str, List[Preference]]:
     return {split: [Preference(**row) for row in read_jsonl(pairs_path(directory, split))] for split in SPLITS}
 
 
+def write_splits(directory: Path, splits: Dict[str, List[Preference]]) -> Dict[str, float]:
+    """Each split's pairs as JSONL (evidence, and what the RMs read); returns the pair counts."""
+    for split in SPLITS:
+        write_jsonl(pairs_path(directory, split), [p.to_dict() for p in splits[split]])
+    return {f"{split}/pairs": float(len(splits[split])) for split in SPLITS}
+
+
 def uses_sft_policy(cfg: DictConfig) -> bool:
     """Digits pairs are sampled from the SFT policy; a preference dataset brings its own responses."""
     return cfg.data.source == "digits"
@@ -53,20 +60,19 @@ def build_pairs(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     label = digits_labeller(dict(cfg.data.digits.tau))
     sizes = {"train": cfg.rm.num_train_pairs, "val": cfg.data.digits.num_val_prompts, "test": cfg.rm.num_eval_pairs}
     metrics: Dict[str, float] = {}
+    splits: Dict[str, List[Preference]] = {}
     for split in SPLITS:
         prompts = digits_prompts(cfg, split, cfg.data.digits.num_train_prompts if split == "train" else sizes[split])
         seed = cfg.seed if split == "train" else 0  # held-out pairs are the same for every seed
         with ctx.timed(f"collect {split}"):
             collected = collect_preferences(policy, tokenizer, prompts, sizes[split], cfg.generation,
                                             cfg.data.max_prompt_tokens, seed + 17 * len(split), label)
-        write_jsonl(pairs_path(ctx.dir, split), [p.to_dict() for p in collected.pairs])
-        metrics.update({f"{split}/pairs": float(len(collected.pairs)),
-                        f"{split}/prompts_used": float(collected.prompts_used),
+        splits[split] = collected.pairs
+        metrics.update({f"{split}/prompts_used": float(collected.prompts_used),
                         f"{split}/identical_samples_skipped": float(collected.identical_skipped)})
-    write_json(ctx.dir / "stats.json", metrics)
     del policy
     gc.collect()
-    return metrics
+    return {**write_splits(ctx.dir, splits), **metrics}
 
 
 def dataset_pairs(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
@@ -81,15 +87,12 @@ def dataset_pairs(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                                       d.max_prompt_tokens, d.max_response_tokens, d.overlong, report)
     splits = split_by_prompt(records, d.val_fraction, d.test_fraction)
     caps = {"train": cfg.rm.num_train_pairs, "val": None, "test": cfg.rm.num_eval_pairs}
-    metrics = report.as_metrics()
     for split in SPLITS:
-        kept = splits[split][:caps[split]] if caps[split] else splits[split]
-        if not kept:
+        splits[split] = splits[split][:caps[split]] if caps[split] else splits[split]
+        if not splits[split]:
             raise ValueError(f"data.path={d.path}: no {split} pairs left after reading ({report.kept} rows kept); "
                              f"check data.{split}_fraction and the skip counts {dict(report.skipped)}")
-        write_jsonl(pairs_path(ctx.dir, split), [p.to_dict() for p in kept])
-        metrics[f"{split}/pairs"] = float(len(kept))
-    write_json(ctx.dir / "stats.json", metrics)
+    metrics = {**report.as_metrics(), **write_splits(ctx.dir, splits)}
     log.info("read %s: %d rows, %d kept, skipped %s, truncated %s", d.path, report.rows, report.kept,
              dict(report.skipped), dict(report.truncated))
     return metrics
