@@ -20,7 +20,12 @@ log = logging.getLogger("pairwise_rl")
 def run(cfg: DictConfig):
     """Validate, then dispatch on `stage`. Separate from `main` so tests can call it on a composed config."""
     validate(cfg)
-    from pairwise_rl.stages import STAGES  # heavy imports only after the config is known to be good
+    from pairwise_rl import distributed  # heavy imports only after the config is known to be good
+
+    if distributed.needs_relaunch(cfg.trainer):  # trainer=ddp|fsdp with N devices, started as one process
+        return distributed.relaunch(cfg.trainer)
+    distributed.join_process_group(cfg.trainer)
+    from pairwise_rl.stages import STAGES
 
     return STAGES.get(cfg.stage)(cfg)
 

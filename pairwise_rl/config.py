@@ -369,6 +369,7 @@ def validate(cfg: DictConfig) -> None:
         _positive(cfg, "ppo.kl.target", "ppo.kl.horizon")
 
     _one_of(cfg, "trainer.strategy", ["auto", "ddp", "fsdp"])
+    _validate_parallelism(cfg)
     _one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
     _one_of(cfg, "trainer.on_nonfinite", ["stop", "skip"])
     _one_of(cfg, "logger.name", ["wandb", "csv", "none"])
@@ -383,3 +384,20 @@ def validate(cfg: DictConfig) -> None:
         _check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
     names = [setup.name for setup in cfg.pipeline.setups]
     _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
+
+
+def _validate_parallelism(cfg: DictConfig) -> None:
+    """Batch sizes are global and split evenly across ranks; the memory options need the FSDP code path."""
+    t = cfg.trainer
+    if t.strategy == "auto":
+        _check(not t.activation_checkpointing, "trainer.activation_checkpointing", "needs trainer=ddp or trainer=fsdp")
+        _check(not t.offload_frozen, "trainer.offload_frozen", "needs trainer=fsdp")
+        return
+    _check(isinstance(t.devices, int) and t.devices > 0, "trainer.devices",
+           f"must be a number of processes per node with strategy={t.strategy}, got {t.devices!r}")
+    _positive(cfg, "trainer.num_nodes")
+    world = t.devices * t.num_nodes
+    for key in ("sft.batch_size", "rm.batch_size", "ppo.rollout_batch_size", "ppo.minibatch_size"):
+        value = OmegaConf.select(cfg, key)
+        _check(value % world == 0, key, f"{value} does not split evenly over {world} ranks "
+               "(trainer.devices x trainer.num_nodes); batch sizes are global")

@@ -7,6 +7,9 @@ reuses one SFT policy and one RM per RM mode, and rerunning a finished command s
 An artifact is served only once its COMPLETE marker exists (written atomically, last); a directory without it is
 an interrupted run, which the stage resumes from its checkpoints. A file lock keeps parallel sweep jobs from
 building the same artifact twice.
+
+In a multi-process run (trainer=ddp | fsdp) every rank builds the artifact together: rank 0 takes the lock,
+decides whether the artifact is cached and tells the others, and writes the marker once all ranks are done.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import hashlib
 import json
 import logging
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Mapping, Tuple, Union
@@ -24,6 +27,7 @@ from typing import Callable, Dict, Iterator, Mapping, Tuple, Union
 from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig, OmegaConf
 
+from pairwise_rl import distributed
 from pairwise_rl.eval.io import read_json, write_json
 from pairwise_rl.registry import Registry
 
@@ -123,22 +127,29 @@ def ensure(cfg: DictConfig, name: str) -> Path:
     spec = _spec(name)
     needs = {dep: ensure(cfg, dep) for dep in spec.needs_for(cfg)}
     out = artifact_dir(cfg, name)
-    if is_complete(out):
+    if distributed.broadcast(is_complete(out)):
         log.info("[%s] cached: %s", name, out)
         return out
-    with _locked(out):
-        if is_complete(out):  # another job finished it while we waited for the lock
+    with _locked(out) if distributed.is_main() else nullcontext():
+        # Only rank 0 holds the lock; its answer (after waiting for another job) is everyone's answer.
+        if distributed.broadcast(is_complete(out)):
             return out
         log.info("[%s] building %s", name, out)
-        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+        if distributed.is_main():
+            out.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(cfg, out / "config.yaml", resolve=True)
         started = time.time()
         # Fresh heads (a BT RM's score layer) draw from the global RNGs: seed them so a stage is a function of
         # its config, which exact resume and cross-run determinism both rely on.
         seed_everything(cfg.seed, verbose=False)
         ctx = StageContext(name, out.name.split("-", 1)[1], out, needs)
         metrics = spec.run(cfg, ctx)
-        write_json(out / COMPLETE, {"stage": name, "seconds": round(time.time() - started, 1), "phases": ctx.phases,
-                                    "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})
+        distributed.barrier()  # every rank's share of the stage is done before it is marked complete
+        if distributed.is_main():
+            write_json(out / COMPLETE, {"stage": name, "seconds": round(time.time() - started, 1),
+                                        "phases": ctx.phases, "world_size": distributed.world_size(),
+                                        "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})
+    distributed.barrier()  # the others read the artifact only once the marker is there
     return out
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import lightning as L
 import torch
@@ -20,6 +20,9 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, RichProgressBar, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
+
+from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES, requested_world_size
+from pairwise_rl.eval.io import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,9 @@ KEEP_CHECKPOINTS = 2
 warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+# FSDP2 warns that an HF model returns views of its outputs; the warning is about writing into them in place,
+# which nothing here does (heads.py slices and applies heads out of place).
+warnings.filterwarnings("ignore", message=".*returned a view tensor.*")
 # PPO keeps its frozen reference policy and RM in eval mode on purpose (SFT and RM modules call train()).
 warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
@@ -170,6 +176,18 @@ def progress_bar(kind: str) -> List[Callback]:
     return [TQDMProgressBar(refresh_rate=20)]
 
 
+def build_strategy(trainer: DictConfig):
+    """trainer.strategy=ddp | fsdp -> Lightning's ModelParallelStrategy (FSDP2; the modules' configure_model picks
+    the mesh: sharded for fsdp, replicated for ddp). Checkpoints are single full-state files written by rank 0,
+    so a run can resume on a different number of ranks, or on one process."""
+    if trainer.strategy not in MULTI_PROCESS_STRATEGIES:
+        return "auto"
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    return ModelParallelStrategy(data_parallel_size=requested_world_size(trainer), tensor_parallel_size=1,
+                                 save_distributed_checkpoint=False)
+
+
 def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str, val_every: int,
                   checkpoint_every: int, gradient_clip_val: Optional[float] = None,
                   log_every_n_steps: Optional[int] = None,
@@ -180,6 +198,8 @@ def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes,
+        strategy=build_strategy(cfg.trainer),
+        use_distributed_sampler=False,  # step-indexed batches split themselves across ranks (data/batches.py)
         precision=cfg.trainer.precision,
         max_epochs=1,  # one epoch of step-indexed batches; its length is the stage's step budget
         val_check_interval=val_every,
@@ -198,13 +218,14 @@ def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str
     )
 
 
-def _log_media(logger: WandbLogger, images: Mapping[str, Path], tables: Mapping[str, Sequence[dict]],
+def _log_media(logger: WandbLogger, images: Mapping[str, Path], tables: Mapping[str, Union[Path, Sequence[dict]]],
                max_rows: int) -> None:
     """Plots as W&B images and sample rows as W&B tables, so the dashboard shows the evidence behind a number."""
     for key, path in images.items():
         if Path(path).exists():
             logger.log_image(key=key, images=[str(path)])
     for key, rows in tables.items():
+        rows = read_jsonl(rows) if isinstance(rows, Path) else rows  # a JSONL file the stage wrote
         rows = list(rows)[:max_rows]
         if rows:
             columns = list(rows[0])
@@ -212,11 +233,15 @@ def _log_media(logger: WandbLogger, images: Mapping[str, Path], tables: Mapping[
 
 
 def finish_loggers(trainer: L.Trainer, metrics: Dict[str, float], images: Optional[Mapping[str, Path]] = None,
-                   tables: Optional[Mapping[str, Sequence[dict]]] = None, max_table_rows: int = 200) -> None:
-    """Record final metrics as summary values, W&B media (images, sample tables), and close the loggers.
+                   tables: Optional[Mapping[str, Union[Path, Sequence[dict]]]] = None,
+                   max_table_rows: int = 200) -> None:
+    """Record final metrics as summary values, W&B media (images, sample tables: rows or a JSONL path), and close
+    the loggers. Loggers exist on rank 0 only (Lightning's rule), so the other ranks return at once.
 
     Any logger failure is a warning: the artifact on disk is the record, the dashboard a view of it.
     """
+    if not trainer.is_global_zero:
+        return
     for logger in trainer.loggers:
         try:
             logger.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=trainer.global_step)

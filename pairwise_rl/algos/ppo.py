@@ -6,7 +6,7 @@ quantities at padding positions are ignored by every function here.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
@@ -30,9 +30,19 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> to
     return var
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
-    """(x - mean) / std over the masked entries; with shift_mean=False the mean is added back (scale only)."""
-    mean, var = masked_mean(x, mask), masked_var(x, mask)
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8,
+                  sum_over_ranks: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+    """(x - mean) / std over the masked entries; with shift_mean=False the mean is added back (scale only).
+
+    `sum_over_ranks` (data-parallel runs) sums a tensor over the ranks, so the mean and variance are those of the
+    global batch and every rank whitens the same way a single process would.
+    """
+    total = sum_over_ranks or (lambda t: t)
+    n = total(mask.sum())
+    mean = total((x * mask).sum()) / n.clamp(min=1)
+    var = total(((x - mean) ** 2 * mask).sum()) / n.clamp(min=1)
+    if n > 1:
+        var = var * n / (n - 1)
     whitened = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         whitened = whitened + mean

@@ -3,6 +3,10 @@
 Lightning restarts a dataloader from its beginning when a run resumes mid-epoch. Making the batch a function of
 the step, and starting the sampler at the restored step, means a run killed at step k and resumed replays exactly
 the batches an uninterrupted run would have seen -- the basis of bit-for-bit resume on CPU.
+
+Batch sizes are global: in a data-parallel run each rank makes its share of the step's batch (every
+world_size-th index), so the step budget, the data seen per step and the learning-rate schedule do not depend
+on how many processes train.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import random
 from typing import Callable, Generic, Iterator, List, TypeVar
 
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from pairwise_rl import distributed
 
 B = TypeVar("B")
 
@@ -44,7 +50,7 @@ class StepBatches(Dataset, Generic[B]):
         return [rng.randrange(self.num_examples) for _ in range(self.batch_size)]
 
     def __getitem__(self, step: int) -> B:
-        return self.make_batch(self.indices(step), step)
+        return self.make_batch(distributed.rank_slice(self.indices(step)), step)
 
 
 def step_loader(num_examples: int, batch_size: int, num_steps: int, seed: int, make_batch: Callable[[List[int], int], B],

@@ -1,4 +1,7 @@
-"""Evidence files: every evaluation writes its samples (JSONL) beside its metrics (JSON), written atomically."""
+"""Evidence files: every evaluation writes its samples (JSONL) beside its metrics (JSON), written atomically.
+
+In a multi-process run every rank computes the same evaluation; only rank 0 writes the file.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from pairwise_rl import distributed
+
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write to a temporary file in the same directory, then rename: readers never see a half-written file."""
+    if not distributed.is_main():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from pairwise_rl import distributed  # noqa: E402
 from pairwise_rl.eval.metrics import Reliability  # noqa: E402
 
 
@@ -58,8 +59,9 @@ def plot_gold_vs_kl(points: Mapping[str, list], path: Path) -> Path:
 
 def _save(fig, path: Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    if distributed.is_main():  # every rank draws the same figure; one writes it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

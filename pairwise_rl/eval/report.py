@@ -7,10 +7,14 @@ from typing import Mapping, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from pairwise_rl import distributed
+
 
 def print_table(title: str, rows: Mapping[str, Mapping[str, float]], columns: Sequence[str] | None = None,
                 console: Console | None = None) -> None:
-    """rows: row name -> {column: value}. Missing cells print as '-'."""
+    """rows: row name -> {column: value}. Missing cells print as '-'. Printed by rank 0 only."""
+    if not distributed.is_main():
+        return
     console = console or Console()
     columns = list(columns or dict.fromkeys(c for row in rows.values() for c in row))
     table = Table(title=title)

@@ -9,7 +9,9 @@ from typing import Iterator, List, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pairwise_rl import distributed
 from pairwise_rl.data.encoding import encode_prompts
+from pairwise_rl.models.sharding import is_sharded
 
 
 @dataclass
@@ -48,9 +50,13 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     sampling = {} if greedy else dict(temperature=temperature, top_k=top_k or None, top_p=top_p)
     was_training = model.training
     model.eval()
+    # A sharded model gathers its weights in every forward, a collective: a rank whose rows all ended must keep
+    # stepping until every rank's have (synced_gpus), or the others wait for it forever.
+    synced = is_sharded(model) and distributed.is_distributed()
     with _seeded(generator_seed, device):
         out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=not greedy, **sampling,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, use_cache=True)
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, use_cache=True,
+                             synced_gpus=synced)
     model.train(was_training)
     response_ids = out[:, batch["input_ids"].shape[1]:]
     mask = response_mask_from_ids(response_ids, tokenizer.eos_token_id)

@@ -3,15 +3,25 @@
 Sharding per block is what bounds memory: a block's full weights exist only while it computes (forward, and
 again in backward), then are freed back to this rank's shard. Used by `trainer.strategy=fsdp` (Lightning's
 ModelParallelStrategy calls the modules' `configure_model`) and directly by the equivalence tests.
+
+`trainer.strategy=ddp` takes the same path on a (world, 1) mesh: FSDP2's hybrid mode with shard groups of one
+rank, i.e. every rank holds the full weights and gradients are all-reduced -- data parallelism, with the same
+code (and the same several-backwards-per-step PPO loop) as fsdp, which torch's DDP wrapper does not allow.
 """
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import List
 
 import torch
-from torch.distributed.device_mesh import DeviceMesh
+from omegaconf import DictConfig
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, fully_shard
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pairwise_rl import distributed
 
 
 def transformer_blocks(model: torch.nn.Module) -> List[torch.nn.Module]:
@@ -55,3 +65,41 @@ def full_state_dict(model: torch.nn.Module) -> dict:
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+@functools.lru_cache(maxsize=None)
+def data_parallel_mesh(strategy: str, device_type: str, world: int) -> DeviceMesh:
+    """fsdp: one dimension, parameters sharded over every rank. ddp: (world, 1), replicated over every rank.
+    Cached: a mesh creates process groups, and a pipeline shards several models per stage."""
+    if strategy == "ddp":
+        return init_device_mesh(device_type, (world, 1), mesh_dim_names=("replicate", "shard"))
+    return init_device_mesh(device_type, (world,), mesh_dim_names=("shard",))
+
+
+def parallelize(model: torch.nn.Module, trainer: DictConfig, device: torch.device, *, frozen: bool = False) -> None:
+    """Apply trainer.strategy to one model (from a LightningModule's configure_model): ddp / fsdp shard it, any
+    other strategy leaves it alone. Frozen models (PPO's reference and RM) skip activation checkpointing (they
+    never run backward) and are offloaded to CPU between uses when trainer.offload_frozen is set."""
+    if trainer.strategy not in distributed.MULTI_PROCESS_STRATEGIES or not isinstance(model, PreTrainedModel):
+        return
+    mesh = data_parallel_mesh(trainer.strategy, device.type, distributed.world_size())
+    shard_model(model, mesh, activation_checkpointing=trainer.activation_checkpointing and not frozen,
+                offload=trainer.offload_frozen and frozen)
+
+
+def local_fraction(model: torch.nn.Module) -> float:
+    """The share of the model's parameters this rank holds (1.0 unsharded, 1/world fully sharded)."""
+    from torch.distributed.tensor import DTensor
+
+    local = sum(p.to_local().numel() if isinstance(p, DTensor) else p.numel() for p in model.parameters())
+    return local / max(sum(p.numel() for p in model.parameters()), 1)
+
+
+def save_pretrained(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path) -> Path:
+    """`save_pretrained` for sharded and plain models alike: every rank joins the gather, rank 0 writes."""
+    state = full_state_dict(model) if is_sharded(model) else None
+    if distributed.is_main():
+        model.save_pretrained(directory, state_dict=state)
+        tokenizer.save_pretrained(directory)
+    distributed.barrier()
+    return Path(directory)

@@ -6,19 +6,29 @@ from typing import Optional
 
 import lightning as L
 import torch
+from omegaconf import DictConfig
 from transformers import PreTrainedModel
 
+from pairwise_rl.distributed import compute_device
+from pairwise_rl.models.sharding import local_fraction, parallelize
 from pairwise_rl.modules.guard import NonFiniteGuard
 
 
 class StepTrainedModule(L.LightningModule):
     """One optimiser step per batch; `completed_steps` drives checkpointing, `resume_step` the data restart."""
 
-    def __init__(self, model: PreTrainedModel, stage: str, on_nonfinite: str = "stop"):
+    def __init__(self, model: PreTrainedModel, stage: str, trainer: DictConfig):
         super().__init__()
         self.model = model
+        self.trainer_cfg = trainer
         self.resume_step = 0
-        self.guard = NonFiniteGuard(on_nonfinite, stage)
+        self.guard = NonFiniteGuard(trainer.on_nonfinite, stage)
+        self.local_param_fraction = 1.0
+
+    def configure_model(self) -> None:
+        """trainer=ddp | fsdp: shard the model over the ranks (Lightning calls this before the optimisers)."""
+        parallelize(self.model, self.trainer_cfg, compute_device(self.trainer_cfg))
+        self.local_param_fraction = local_fraction(self.model)
 
     def checked_loss(self, loss: torch.Tensor) -> Optional[torch.Tensor]:
         """The loss, or None (Lightning then skips backward and the optimiser step) when it is not finite and

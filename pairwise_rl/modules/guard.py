@@ -3,6 +3,9 @@
 stop (default): raise NonFiniteError before the bad values reach an optimiser. Nothing after the last periodic
 checkpoint is saved, so that checkpoint stays the last good state and a rerun resumes from it.
 skip: drop this batch (no optimiser step), count it, and go on; the count is logged and reported at the end.
+
+In a data-parallel run the ranks agree: one rank's NaN stops or skips the step on all of them (a rank that
+skipped alone would leave the others waiting in the gradient reduction).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Optional
 
 import torch
 
+from pairwise_rl import distributed
 from pairwise_rl.algos.finite import nonfinite_names
 
 log = logging.getLogger(__name__)
@@ -33,8 +37,9 @@ class NonFiniteGuard:
     def ok(self, step: int, **tensors: Optional[torch.Tensor]) -> bool:
         """True if every tensor is finite; otherwise stop (raise) or count a skip and return False."""
         bad = nonfinite_names(**tensors)
-        if not bad:
+        if distributed.all_true(not bad):
             return True
+        bad = bad or [f"values on another rank (this is rank {distributed.rank()})"]
         where = f"{self.stage} step {step}: non-finite {', '.join(bad)}"
         if self.policy == "stop":
             raise NonFiniteError(f"{where}. Stopped before the optimiser step, so the newest checkpoint is the last "

@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pairwise_rl import distributed
 from pairwise_rl.algos.kl import kl_penalty
 from pairwise_rl.algos.ppo import (AdaptiveKLController, FixedKLController, entropy_from_logits, explained_variance,
                                    gae, kl_shaped_rewards, masked_mean, masked_sum, masked_whiten, policy_loss,
@@ -25,7 +26,9 @@ from pairwise_rl.data.records import Prompt
 from pairwise_rl.eval.io import write_jsonl
 from pairwise_rl.eval.policy import eval_chunks, repeat_for_sampling
 from pairwise_rl.models.generation import generate
+from pairwise_rl.distributed import compute_device
 from pairwise_rl.models.heads import hidden_states, lm_head_logits, scalar_head
+from pairwise_rl.models.sharding import local_fraction, parallelize
 from pairwise_rl.modules.guard import NonFiniteGuard
 from pairwise_rl.modules.optim import adamw
 from pairwise_rl.rewards.anchors import AnchorContext, build_anchor
@@ -104,6 +107,7 @@ class PPOModule(L.LightningModule):
         self.iteration = 0
         self.resume_step = 0
         self.guard = NonFiniteGuard(cfg.trainer.on_nonfinite, "ppo")
+        self.local_param_fraction = 1.0
 
     # ------------------------------------------------------------------------------------------ plumbing
     def train(self, mode: bool = True) -> "PPOModule":
@@ -141,6 +145,15 @@ class PPOModule(L.LightningModule):
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         return batch  # Prompt records; tensors are made on the right device when tokenized
+
+    def configure_model(self) -> None:
+        """trainer=ddp | fsdp: shard all four networks; the frozen two may live on CPU between uses."""
+        trainer, device = self.cfg.trainer, compute_device(self.cfg.trainer)
+        for model in (self.policy, self.critic):
+            parallelize(model, trainer, device)
+        for model in (self.reference, self.reward_net):
+            parallelize(model, trainer, device, frozen=True)
+        self.local_param_fraction = local_fraction(self.policy)
 
     def configure_optimizers(self):
         return [adamw(self.policy.parameters(), self.cfg.ppo.policy_lr, 0.0),
@@ -180,15 +193,19 @@ class PPOModule(L.LightningModule):
     @torch.no_grad()
     def make_rollout(self, prompts: List[Prompt], step: int) -> Rollout:
         ppo = self.cfg.ppo
-        samples = self.sample(prompts, step_seed(self.seed, step, "rollout"))
+        # Each rank samples its slice of the batch with its own stream (rank 0's is the single-process one);
+        # one shared seed would give every rank the same sampling noise.
+        rank = distributed.rank()
+        samples = self.sample(prompts, step_seed(self.seed, step, f"rollout/rank{rank}" if rank else "rollout"))
         values = scalar_head(self.critic, _response_hidden(self.critic, samples.sequences, samples.attention_mask,
                                                            samples.prompt_len)).float()
         kl = kl_penalty(samples.logprobs, samples.ref_logprobs, ppo.kl.estimator)
         coef = self.kl_ctl.value if ppo.kl.in_reward else 0.0
         rewards = kl_shaped_rewards(samples.reward, kl, samples.mask, coef)
         advantages, returns = gae(rewards, values, samples.mask, ppo.gamma, ppo.lam)
-        if ppo.whiten_advantages:
-            advantages = masked_whiten(advantages, samples.mask)
+        if ppo.whiten_advantages:  # over the global batch: every rank holds a slice of the rollout
+            advantages = masked_whiten(advantages, samples.mask,
+                                       sum_over_ranks=distributed.all_sum if distributed.is_distributed() else None)
         return Rollout(**samples.__dict__, values=values, advantages=advantages, returns=returns, kl=kl)
 
     # ------------------------------------------------------------------------------------------ update
@@ -198,8 +215,9 @@ class PPOModule(L.LightningModule):
         generator = torch.Generator().manual_seed(step_seed(self.seed, step, "minibatch"))
         totals: Dict[str, float] = {}
         updates = 0
+        local_minibatch = ppo.minibatch_size // distributed.world_size()  # sizes are global, like the rollout's
         for _ in range(ppo.ppo_epochs):
-            for index in torch.randperm(len(rollout.texts), generator=generator).split(ppo.minibatch_size):
+            for index in torch.randperm(len(rollout.texts), generator=generator).split(local_minibatch):
                 index = index.to(rollout.sequences.device)
                 seq, attn, mask = rollout.sequences[index], rollout.attention_mask[index], rollout.mask[index]
                 hidden = _response_hidden(self.policy, seq, attn, rollout.prompt_len)
@@ -257,12 +275,16 @@ class PPOModule(L.LightningModule):
             metrics["gold/mean"] = rollout.gold.mean()
         if self.guard.skipped:
             metrics["nonfinite_skipped"] = torch.tensor(float(self.guard.skipped))
-        self.kl_ctl.update(float(kl_per_sequence.mean()), len(prompts))
+        # The controller sees the global batch's KL, so every rank keeps the same coefficient.
+        kl_total = distributed.all_sum(torch.stack([kl_per_sequence.sum(), torch.tensor(
+            float(len(prompts)), device=kl_per_sequence.device)]).float())
+        self.kl_ctl.update(float(kl_total[0] / kl_total[1]), int(kl_total[1]))
         self.iteration += 1
+        sync = distributed.is_distributed()  # logged values: the mean over ranks
         self.log_dict({f"train/{k}": float(v) for k, v in metrics.items()}, batch_size=len(prompts),
-                      prog_bar=False)
+                      prog_bar=False, sync_dist=sync)
         self.log("gold", float(metrics.get("gold/mean", metrics["reward/mean"])), prog_bar=True,
-                 batch_size=len(prompts))
+                 batch_size=len(prompts), sync_dist=sync)
 
     def _anchor_metrics(self, samples: Samples) -> Dict[str, torch.Tensor]:
         out: Dict[str, torch.Tensor] = {}

@@ -18,7 +18,7 @@ from pairwise_rl.rewards.base import RewardModel
 class RewardModelModule(StepTrainedModule):
     def __init__(self, judge: RewardModel, train_pairs: Sequence[Preference], val_pairs: PairSet,
                  cfg: DictConfig, seed: int):
-        super().__init__(judge.model, "rm", cfg.trainer.on_nonfinite)  # a submodule: Lightning moves and saves it
+        super().__init__(judge.model, "rm", cfg.trainer)  # a submodule: Lightning moves and saves it
         self.judge = judge
         self.train_pairs, self.val_pairs = list(train_pairs), val_pairs
         self.cfg, self.seed = cfg, seed
@@ -32,7 +32,7 @@ class RewardModelModule(StepTrainedModule):
 
     def training_step(self, pairs: List[Preference], batch_idx: int) -> torch.Tensor:
         loss, stats = self.judge.training_loss(pairs)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(pairs))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(pairs), sync_dist=True)
         for name, value in stats.items():
             self.log(f"train/{name}", value, batch_size=len(pairs))
         return self.checked_loss(loss)

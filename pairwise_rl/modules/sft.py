@@ -20,7 +20,7 @@ from pairwise_rl.tasks.digits import gold_score, mean_by_kind
 class SFTModule(StepTrainedModule):
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, demos: Sequence[Prompt],
                  val_prompts: Sequence[str], cfg: DictConfig, seed: int):
-        super().__init__(model, "sft", cfg.trainer.on_nonfinite)
+        super().__init__(model, "sft", cfg.trainer)
         self.tokenizer = tokenizer
         self.demos, self.val_prompts = list(demos), list(val_prompts)
         self.cfg, self.seed = cfg, seed
@@ -42,7 +42,7 @@ class SFTModule(StepTrainedModule):
     def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                           labels=batch["labels"]).loss
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return self.checked_loss(loss)
 

@@ -18,6 +18,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl.data.records import Preference
+from pairwise_rl.eval.io import atomic_write_text
+from pairwise_rl.models.sharding import save_pretrained
 from pairwise_rl.registry import Registry
 
 SPEC_FILE = "reward_model.json"
@@ -84,10 +86,8 @@ class RewardModel(abc.ABC):
                 "max_response_tokens": self.max_response_tokens}
 
     def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        self.model.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
-        (directory / SPEC_FILE).write_text(json.dumps(self.spec(), indent=2) + "\n")
+        save_pretrained(self.model, self.tokenizer, Path(directory))  # every rank (a sharded model gathers)
+        atomic_write_text(Path(directory) / SPEC_FILE, json.dumps(self.spec(), indent=2) + "\n")  # rank 0
 
     @classmethod
     def config_spec(cls, cfg) -> Dict[str, object]:

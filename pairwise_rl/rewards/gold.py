@@ -13,6 +13,7 @@ from typing import Dict, Sequence
 
 import torch
 
+from pairwise_rl.eval.io import atomic_write_text
 from pairwise_rl.rewards.base import RM_MODES, SPEC_FILE, PairProbabilities, RewardModel
 from pairwise_rl.tasks.digits import gold_score, kind_of
 from pairwise_rl.tasks.oracle import preference_probability
@@ -50,9 +51,7 @@ class GoldReward(RewardModel):
         return {**super().spec(), "tau": self.tau}
 
     def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / SPEC_FILE).write_text(json.dumps(self.spec(), indent=2) + "\n")
+        atomic_write_text(Path(directory) / SPEC_FILE, json.dumps(self.spec(), indent=2) + "\n")  # rank 0 writes
 
     @classmethod
     def config_spec(cls, cfg):

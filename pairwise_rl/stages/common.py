@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl.data.records import Prompt
+from pairwise_rl.models.sharding import save_pretrained
 from pairwise_rl.pipeline import StageContext, ensure
 from pairwise_rl.tasks.demonstrations import demonstrations
 from pairwise_rl.tasks.digits import sample_problems
@@ -34,10 +35,7 @@ def digits_prompts(cfg: DictConfig, split: str, n: int) -> List[str]:
 
 
 def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, ctx: StageContext) -> Path:
-    out = ctx.dir / HF_DIR
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_pretrained(model, tokenizer, ctx.dir / HF_DIR)
 
 
 def with_values(cfg: DictConfig, values: Dict[str, object]) -> DictConfig:

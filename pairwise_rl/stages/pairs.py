@@ -19,6 +19,7 @@ from pairwise_rl.data.collect import collect_preferences, digits_labeller
 from pairwise_rl.data.encoding import truncate_text
 from pairwise_rl.data.readers import apply_length_policy, read_preferences, split_by_prompt
 from pairwise_rl.data.records import Preference
+from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import read_jsonl, write_jsonl
 from pairwise_rl.models.factory import init_tokenizer, load_causal_lm, load_tokenizer
 from pairwise_rl.pipeline import StageContext, artifact_stage
@@ -56,7 +57,7 @@ def build_pairs(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     if not uses_sft_policy(cfg):
         return dataset_pairs(cfg, ctx)
     sft_dir = str(ctx.needs["sft"] / HF_DIR)
-    policy, tokenizer = load_causal_lm(sft_dir), load_tokenizer(sft_dir)
+    policy, tokenizer = load_causal_lm(sft_dir).to(compute_device(cfg.trainer)), load_tokenizer(sft_dir)
     label = digits_labeller(dict(cfg.data.digits.tau))
     sizes = {"train": cfg.rm.num_train_pairs, "val": cfg.data.digits.num_val_prompts, "test": cfg.rm.num_eval_pairs}
     metrics: Dict[str, float] = {}

@@ -8,6 +8,7 @@ from typing import Dict, List
 import torch
 from omegaconf import DictConfig
 
+from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import write_json, write_jsonl
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.models.factory import load_causal_lm, load_scalar_model, load_tokenizer
@@ -41,6 +42,10 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     # token) puts per-token noise into every GAE advantage; measured on digits with the gold reward, that noise
     # alone made PPO lose gold. A zero head starts from whitened reward-to-go and the critic learns from there.
     torch.nn.init.zeros_(critic.score.weight)
+    device = compute_device(cfg.trainer)  # evaluation before fit runs where training will
+    for model in (policy, reference, critic, reward_model.model):
+        if model is not None:
+            model.to(device)
 
     prompts = digits_prompt_records(cfg, "train", cfg.data.digits.num_train_prompts)
     val_prompts = digits_prompt_records(cfg, "val", cfg.data.digits.num_val_prompts)
@@ -68,7 +73,8 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                 transpose({"sft": {m: before.get(m) for m in TABLE_METRICS},
                            "ppo": {m: after.get(m) for m in TABLE_METRICS}}))
     metrics = {**after, **{f"sft/{k}": v for k, v in before.items()},
-               "nonfinite_skipped": float(module.guard.skipped)}
+               "nonfinite_skipped": float(module.guard.skipped),
+               "local_param_fraction": module.local_param_fraction}
     finish_loggers(trainer, metrics, tables={"samples/sft_vs_ppo": side_by_side(before_rows, rows)},
                    max_table_rows=cfg.logger.table_rows)
     return metrics

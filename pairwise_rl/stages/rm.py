@@ -11,12 +11,14 @@ from typing import Dict
 
 from omegaconf import DictConfig
 
-from pairwise_rl.eval.io import read_json, read_jsonl, write_json
+from pairwise_rl.distributed import compute_device
+from pairwise_rl.eval.io import read_json, write_json
 from pairwise_rl.eval.metrics import Reliability
 from pairwise_rl.eval.plots import plot_reliability
 from pairwise_rl.eval.preference import judge_pairs, orient_pairs, write_judged_pairs
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.models.factory import init_policy
+from pairwise_rl.models.sharding import save_pretrained
 from pairwise_rl.modules.reward_model import RewardModelModule
 from pairwise_rl.pipeline import StageContext, artifact_stage, ensure, stage_metrics
 from pairwise_rl.rewards import RM_MODES
@@ -36,11 +38,8 @@ def starting_point(cfg: DictConfig, ctx: StageContext) -> Path:
     """The RM starts from the SFT policy (digits); on a preference dataset, from the configured model itself."""
     if "sft" in ctx.needs:
         return ctx.needs["sft"] / HF_DIR
-    init_dir = ctx.dir / "init"
     model, tokenizer = init_policy(cfg.model, cfg.seed)
-    model.save_pretrained(init_dir)
-    tokenizer.save_pretrained(init_dir)
-    return init_dir
+    return save_pretrained(model, tokenizer, ctx.dir / "init")
 
 
 @artifact_stage("rm", needs=lambda cfg: ("sft", "pairs") if uses_sft_policy(cfg) else ("pairs",), keys=RM_KEYS)
@@ -52,6 +51,8 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     judge_cls = RM_MODES.get(cfg.rm.mode)
     judge = judge_cls.from_pretrained(str(starting_point(cfg, ctx)), **judge_cls.config_spec(cfg))
+    if judge.model is not None:
+        judge.model.to(compute_device(cfg.trainer))  # evaluation before fit runs where training will
     with ctx.timed("evaluate before training"):
         before = judge_pairs(judge, test, cfg.rm.ece_bins).metrics  # the SFT model before training: chance level
 
@@ -77,8 +78,9 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                "train_pairs": float(len(data["train"])), "eval_pairs": float(len(test.prompts))}
     if trainer is not None:
         metrics["nonfinite_skipped"] = float(module.guard.skipped)
+        metrics["local_param_fraction"] = module.local_param_fraction
         finish_loggers(trainer, metrics, images={"rm/reliability": ctx.dir / "reliability.png"},
-                       tables={"rm/eval_pairs": read_jsonl(ctx.dir / "eval_pairs.jsonl")},
+                       tables={"rm/eval_pairs": ctx.dir / "eval_pairs.jsonl"},
                        max_table_rows=cfg.logger.table_rows)
     return metrics
 

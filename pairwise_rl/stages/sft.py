@@ -6,7 +6,7 @@ from typing import Dict
 
 from omegaconf import DictConfig
 
-from pairwise_rl.eval.io import read_jsonl
+from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.policy import evaluate_policy
 from pairwise_rl.eval.report import gold_column, print_gold_table
 from pairwise_rl.models.factory import init_policy
@@ -23,6 +23,7 @@ SFT_KEYS = ("seed", "model", "data", "sft", "generation", "eval")
 @artifact_stage("sft", needs=(), keys=SFT_KEYS)
 def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     model, tokenizer = init_policy(cfg.model, cfg.seed)
+    model.to(compute_device(cfg.trainer))  # evaluation before fit runs where training will
     d = cfg.data.digits
     demos = digits_prompt_records(cfg, "train", d.num_train_prompts)
     test_prompts = digits_prompts(cfg, "test", cfg.eval.num_prompts)
@@ -53,8 +54,9 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     print_gold_table("SFT: gold score on held-out test prompts", columns, d.kinds)
     metrics = {**after, **{f"init/{k}": v for k, v in before.items()},
                **{f"demos/{k}": v for k, v in demo_gold.items()},
-               "nonfinite_skipped": float(module.guard.skipped)}
-    finish_loggers(trainer, metrics, tables={"samples/sft": read_jsonl(ctx.dir / "samples.jsonl")},
+               "nonfinite_skipped": float(module.guard.skipped),
+               "local_param_fraction": module.local_param_fraction}
+    finish_loggers(trainer, metrics, tables={"samples/sft": ctx.dir / "samples.jsonl"},
                    max_table_rows=cfg.logger.table_rows)
     return metrics
 
