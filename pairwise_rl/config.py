@@ -27,6 +27,15 @@ class TinyModelConfig:
 
 
 @dataclass
+class LoraSettings:
+    enabled: bool = False
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.0
+    target_modules: List[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     name_or_path: Optional[str] = None
@@ -35,6 +44,7 @@ class ModelConfig:
     dtype: str = "float32"
     chat_template: bool = False
     trust_remote_code: bool = False
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -293,6 +303,10 @@ def validate(cfg: DictConfig) -> None:
         _check(cfg.model.tiny.hidden_size % cfg.model.tiny.num_heads == 0, "model.tiny.hidden_size",
                "must be divisible by model.tiny.num_heads")
     _one_of(cfg, "model.dtype", ["float32", "bfloat16", "float16"])
+    if cfg.model.lora.enabled:
+        _positive(cfg, "model.lora.r", "model.lora.alpha")
+        _check(0 <= cfg.model.lora.dropout < 1, "model.lora.dropout", f"must be in [0, 1), got {cfg.model.lora.dropout}")
+        _check(len(cfg.model.lora.target_modules) > 0, "model.lora.target_modules", "must name at least one module")
 
     _one_of(cfg, "data.source", ["digits", "hh_rlhf", "ultrafeedback", "jsonl"])
     digits = cfg.data.digits

@@ -2,7 +2,8 @@
 
 Conventions used everywhere: prompts are LEFT-padded (generation continues all rows at one position), responses
 are RIGHT-padded and end with eos. Position ids are always derived from the attention mask, so padding never
-shifts a model's view of a sequence.
+shifts a model's view of a sequence. Prompts are read through the model's chat template when it has one
+configured (models/chat.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import Dict, List, Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from pairwise_rl.models.chat import prompt_token_ids
+
 IGNORE_INDEX = -100
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, max_tokens: int) -> List[int]:
-    ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    (ids,) = prompt_token_ids(tokenizer, [prompt])
     # Over-long prompts keep their end: the instruction's tail ("... =") is what the response continues.
     return ids[-max_tokens:]
 
@@ -54,7 +57,7 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], max_tokens: int) -> Dict[str, torch.Tensor]:
     # One batched tokenizer call (the per-prompt calls cost ~7% of a rollout, measured by benchmarks/bench_rollout.py).
-    rows = tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+    rows = prompt_token_ids(tokenizer, prompts)
     ids, mask = left_pad([row[-max_tokens:] for row in rows], tokenizer.pad_token_id)
     return {"input_ids": ids, "attention_mask": mask}
 

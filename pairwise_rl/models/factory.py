@@ -16,6 +16,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
                           LlamaConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase,
                           PreTrainedTokenizerFast, Qwen2Config)
 
+from pairwise_rl.models.chat import use_chat_prompts
 from pairwise_rl.models.tokenizer import build_char_tokenizer
 from pairwise_rl.registry import Registry
 
@@ -111,8 +112,10 @@ def build_tiny_causal_lm(tiny: DictConfig, tokenizer: PreTrainedTokenizerBase, s
 def init_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:
     """The tokenizer of the configured model: the hub/local one, or the character tokenizer of tiny models."""
     if model_cfg.name_or_path is None:
-        return build_char_tokenizer()
-    return load_tokenizer(model_cfg.tokenizer or model_cfg.name_or_path, model_cfg.trust_remote_code)
+        tokenizer = build_char_tokenizer()
+    else:
+        tokenizer = load_tokenizer(model_cfg.tokenizer or model_cfg.name_or_path, model_cfg.trust_remote_code)
+    return use_chat_prompts(tokenizer, model_cfg.chat_template)
 
 
 def init_policy(model_cfg: DictConfig, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

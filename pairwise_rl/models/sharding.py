@@ -22,6 +22,7 @@ from torch.distributed.fsdp import CPUOffloadPolicy, FSDPModule, fully_shard
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl import distributed
+from pairwise_rl.models.lora import has_lora, merge_lora_state
 
 
 def transformer_blocks(model: torch.nn.Module) -> List[torch.nn.Module]:
@@ -96,8 +97,10 @@ def local_fraction(model: torch.nn.Module) -> float:
 
 
 def save_pretrained(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, directory: Path) -> Path:
-    """`save_pretrained` for sharded and plain models alike: every rank joins the gather, rank 0 writes."""
-    state = full_state_dict(model) if is_sharded(model) else None
+    """`save_pretrained` for sharded, LoRA and plain models alike: every rank joins the gather, rank 0 writes."""
+    state = full_state_dict(model) if is_sharded(model) or has_lora(model) else None
+    if state is not None and has_lora(model):  # adapters merged: the export is a plain HF model
+        state = merge_lora_state(state, model._pairwise_rl_lora_scaling)
     if distributed.is_main():
         model.save_pretrained(directory, state_dict=state)
         tokenizer.save_pretrained(directory)

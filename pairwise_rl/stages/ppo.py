@@ -12,6 +12,7 @@ from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import write_json, write_jsonl
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.models.factory import load_causal_lm, load_scalar_model, load_tokenizer
+from pairwise_rl.models.lora import apply_lora, trainable_fraction
 from pairwise_rl.modules.ppo import PPOModule
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.rewards import load_reward_model
@@ -42,6 +43,8 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     # token) puts per-token noise into every GAE advantage; measured on digits with the gold reward, that noise
     # alone made PPO lose gold. A zero head starts from whitened reward-to-go and the critic learns from there.
     torch.nn.init.zeros_(critic.score.weight)
+    apply_lora(policy, cfg.model.lora)
+    apply_lora(critic, cfg.model.lora)
     device = compute_device(cfg.trainer)  # evaluation before fit runs where training will
     for model in (policy, reference, critic, reward_model.model):
         if model is not None:
@@ -74,7 +77,8 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                            "ppo": {m: after.get(m) for m in TABLE_METRICS}}))
     metrics = {**after, **{f"sft/{k}": v for k, v in before.items()},
                "nonfinite_skipped": float(module.guard.skipped),
-               "local_param_fraction": module.local_param_fraction}
+               "local_param_fraction": module.local_param_fraction,
+               "trainable_param_fraction": trainable_fraction(policy)}
     finish_loggers(trainer, metrics, tables={"samples/sft_vs_ppo": side_by_side(before_rows, rows)},
                    max_table_rows=cfg.logger.table_rows)
     return metrics

@@ -18,6 +18,7 @@ from pairwise_rl.eval.plots import plot_reliability
 from pairwise_rl.eval.preference import judge_pairs, orient_pairs, write_judged_pairs
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.models.factory import init_policy
+from pairwise_rl.models.lora import apply_lora, trainable_fraction
 from pairwise_rl.models.sharding import save_pretrained
 from pairwise_rl.modules.reward_model import RewardModelModule
 from pairwise_rl.pipeline import StageContext, artifact_stage, ensure, stage_metrics
@@ -52,6 +53,7 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     judge_cls = RM_MODES.get(cfg.rm.mode)
     judge = judge_cls.from_pretrained(str(starting_point(cfg, ctx)), **judge_cls.config_spec(cfg))
     if judge.model is not None:
+        apply_lora(judge.model, cfg.model.lora)
         judge.model.to(compute_device(cfg.trainer))  # evaluation before fit runs where training will
     with ctx.timed("evaluate before training"):
         before = judge_pairs(judge, test, cfg.rm.ece_bins).metrics  # the SFT model before training: chance level
@@ -79,6 +81,7 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     if trainer is not None:
         metrics["nonfinite_skipped"] = float(module.guard.skipped)
         metrics["local_param_fraction"] = module.local_param_fraction
+        metrics["trainable_param_fraction"] = trainable_fraction(judge.model)
         finish_loggers(trainer, metrics, images={"rm/reliability": ctx.dir / "reliability.png"},
                        tables={"rm/eval_pairs": ctx.dir / "eval_pairs.jsonl"},
                        max_table_rows=cfg.logger.table_rows)

@@ -10,6 +10,7 @@ from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.policy import evaluate_policy
 from pairwise_rl.eval.report import gold_column, print_gold_table
 from pairwise_rl.models.factory import init_policy
+from pairwise_rl.models.lora import apply_lora, trainable_fraction
 from pairwise_rl.modules.sft import SFTModule
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.stages import STAGES
@@ -23,6 +24,7 @@ SFT_KEYS = ("seed", "model", "data", "sft", "generation", "eval")
 @artifact_stage("sft", needs=(), keys=SFT_KEYS)
 def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     model, tokenizer = init_policy(cfg.model, cfg.seed)
+    apply_lora(model, cfg.model.lora)
     model.to(compute_device(cfg.trainer))  # evaluation before fit runs where training will
     d = cfg.data.digits
     demos = digits_prompt_records(cfg, "train", d.num_train_prompts)
@@ -55,7 +57,8 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     metrics = {**after, **{f"init/{k}": v for k, v in before.items()},
                **{f"demos/{k}": v for k, v in demo_gold.items()},
                "nonfinite_skipped": float(module.guard.skipped),
-               "local_param_fraction": module.local_param_fraction}
+               "local_param_fraction": module.local_param_fraction,
+               "trainable_param_fraction": trainable_fraction(model)}
     finish_loggers(trainer, metrics, tables={"samples/sft": ctx.dir / "samples.jsonl"},
                    max_table_rows=cfg.logger.table_rows)
     return metrics
