@@ -29,7 +29,7 @@ def test_tiny_models_save_and_reload_through_from_pretrained(arch, tmp_path):
 
 
 def test_init_policy_is_deterministic_per_seed():
-    cfg = OmegaConf.create({"name_or_path": None, "tiny": {"arch": "llama", **TINY}})
+    cfg = OmegaConf.create({"name_or_path": None, "chat_template": False, "tiny": {"arch": "llama", **TINY}})
     (a, _), (b, _), (c, _) = init_policy(cfg, 0), init_policy(cfg, 0), init_policy(cfg, 1)
     pa, pb, pc = (next(m.parameters()) for m in (a, b, c))
     assert torch.equal(pa, pb) and not torch.equal(pa, pc)
