@@ -27,6 +27,8 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_scoring.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_rollout.py $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo_flops.py $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_memory.py $(ARGS)
 
 clean:
 	rm -rf outputs multirun artifacts .pytest_cache
