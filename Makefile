@@ -23,12 +23,15 @@ test: $(STAMP)
 test-all: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -m '' $(ARGS)
 
-# Benchmarks (issue 7, in progress): each writes benchmarks/results/<name>.json and .md. Run nothing else meanwhile.
+# Benchmarks: each writes benchmarks/results/<name>.json and .md (about 8 min here). Run nothing else meanwhile.
+# bench_rm_training / bench_ppo create their TRL environments under benchmarks/.envs/ on first use.
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_scoring.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_rollout.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo_flops.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_memory.py $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_rm_training.py $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo.py $(ARGS)
 
 clean:
 	rm -rf outputs multirun artifacts .pytest_cache

@@ -87,8 +87,21 @@ def truncate_text(tokenizer: PreTrainedTokenizerBase, text: str, max_tokens: int
 
 def encode_scored_sequences(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], responses: Sequence[str],
                             max_prompt_tokens: int, max_response_tokens: int) -> Dict[str, torch.Tensor]:
-    """prompt + response + eos per row, LEFT-padded: the last column is each row's eos (the BT pooling point)."""
-    rows = [encode_prompt(tokenizer, p, max_prompt_tokens) + encode_response(tokenizer, r, max_response_tokens)
-            for p, r in zip(prompts, responses)]
+    """prompt + response + eos per row, LEFT-padded: the last column is each row's eos (the BT pooling point).
+
+    The same ids as encode_prompt + encode_response per row, from two batched tokenizer calls: per-row calls were
+    the BT training step's largest overhead (benchmarks/bench_rm_training.py)."""
+    prompt_rows = prompt_token_ids(tokenizer, prompts)
+    response_rows = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+    rows = [p[-max_prompt_tokens:] + r[: max_response_tokens - 1] + [tokenizer.eos_token_id]
+            for p, r in zip(prompt_rows, response_rows)]
     ids, mask = left_pad(rows, tokenizer.pad_token_id)
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def truncate_texts(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_tokens: int, keep: str) -> List[str]:
+    """truncate_text over a batch: one tokenizer call, and a decode only for the texts that are too long."""
+    rows = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    return [text if len(ids) <= max_tokens else
+            tokenizer.decode(ids[:max_tokens] if keep == "start" else ids[-max_tokens:], skip_special_tokens=False)
+            for text, ids in zip(texts, rows)]

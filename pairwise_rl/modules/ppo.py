@@ -7,9 +7,11 @@ updates over minibatches. The math is in algos/, the rewards in rewards/; this m
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import lightning as L
 import torch
@@ -108,6 +110,7 @@ class PPOModule(L.LightningModule):
         self.resume_step = 0
         self.guard = NonFiniteGuard(cfg.trainer.on_nonfinite, "ppo")
         self.local_param_fraction = 1.0
+        self.phase_seconds: Dict[str, float] = {}  # where training's time goes (logged as train/seconds/<phase>)
 
     # ------------------------------------------------------------------------------------------ plumbing
     def train(self, mode: bool = True) -> "PPOModule":
@@ -126,7 +129,7 @@ class PPOModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ppo_state"] = {"iteration": self.iteration, "kl_ctl": self.kl_ctl.state_dict(),
                                    "anchor": self.anchor.state_dict() if self.anchor else None,
-                                   "nonfinite_guard": self.guard.state_dict()}
+                                   "nonfinite_guard": self.guard.state_dict(), "phase_seconds": dict(self.phase_seconds)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["ppo_state"]
@@ -135,6 +138,7 @@ class PPOModule(L.LightningModule):
         if self.anchor is not None:
             self.anchor.load_state_dict(state["anchor"])
         self.guard.load_state_dict(state.get("nonfinite_guard", {}))
+        self.phase_seconds = dict(state.get("phase_seconds", {}))  # cumulative across a resume
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         return step_loader(len(self.prompts), self.cfg.ppo.rollout_batch_size, self.cfg.ppo.iterations, self.seed,
@@ -159,6 +163,16 @@ class PPOModule(L.LightningModule):
         return [adamw(self.policy.parameters(), self.cfg.ppo.policy_lr, 0.0),
                 adamw(self.critic.parameters(), self.cfg.ppo.critic_lr, 0.0)]
 
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        """Accumulate wall time per phase of an iteration (only while fitting: evaluation is not training)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._trainer is not None and self.trainer.training:
+                self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + time.perf_counter() - started
+
     # ------------------------------------------------------------------------------------------ rollout
     def _anchor_context(self, seed: int) -> AnchorContext:
         g = self.cfg.generation
@@ -173,16 +187,20 @@ class PPOModule(L.LightningModule):
     def sample(self, prompts: List[Prompt], seed: int, greedy: bool = False) -> Samples:
         g = self.cfg.generation
         texts = [p.prompt for p in prompts]
-        out = generate(self.policy, self.tokenizer, texts, max_new_tokens=g.max_new_tokens,
-                       max_prompt_tokens=self.cfg.data.max_prompt_tokens, greedy=greedy, temperature=g.temperature,
-                       top_k=g.top_k, top_p=g.top_p, generator_seed=seed)
+        with self._timed("generate"):
+            out = generate(self.policy, self.tokenizer, texts, max_new_tokens=g.max_new_tokens,
+                           max_prompt_tokens=self.cfg.data.max_prompt_tokens, greedy=greedy,
+                           temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, generator_seed=seed)
         sequences = torch.cat([out.prompt_ids, out.response_ids], 1)
         attention_mask = torch.cat([out.prompt_mask, out.response_mask], 1)
         prompt_len = out.prompt_ids.shape[1]
-        logprobs = self._logprobs(self.policy, sequences, attention_mask, prompt_len, out.response_ids)
-        ref_logprobs = self._logprobs(self.reference, sequences, attention_mask, prompt_len, out.response_ids)
-        anchors = self.anchor.anchors(prompts, self._anchor_context(seed + 1)) if self.anchor else None
-        judged = self.variant.reward(self.reward_model, texts, out.texts, anchors, self.cfg.ppo.center_reward)
+        with self._timed("policy_logprobs"):
+            logprobs = self._logprobs(self.policy, sequences, attention_mask, prompt_len, out.response_ids)
+        with self._timed("reference"):
+            ref_logprobs = self._logprobs(self.reference, sequences, attention_mask, prompt_len, out.response_ids)
+        with self._timed("reward"):
+            anchors = self.anchor.anchors(prompts, self._anchor_context(seed + 1)) if self.anchor else None
+            judged = self.variant.reward(self.reward_model, texts, out.texts, anchors, self.cfg.ppo.center_reward)
         gold = None
         if all(p.task == "digits" for p in prompts):
             gold = torch.tensor([gold_score(p, r) for p, r in zip(texts, out.texts)])
@@ -197,8 +215,9 @@ class PPOModule(L.LightningModule):
         # one shared seed would give every rank the same sampling noise.
         rank = distributed.rank()
         samples = self.sample(prompts, step_seed(self.seed, step, f"rollout/rank{rank}" if rank else "rollout"))
-        values = scalar_head(self.critic, _response_hidden(self.critic, samples.sequences, samples.attention_mask,
-                                                           samples.prompt_len)).float()
+        with self._timed("critic"):
+            values = scalar_head(self.critic, _response_hidden(self.critic, samples.sequences,
+                                                               samples.attention_mask, samples.prompt_len)).float()
         kl = kl_penalty(samples.logprobs, samples.ref_logprobs, ppo.kl.estimator)
         coef = self.kl_ctl.value if ppo.kl.in_reward else 0.0
         rewards = kl_shaped_rewards(samples.reward, kl, samples.mask, coef)
@@ -259,7 +278,8 @@ class PPOModule(L.LightningModule):
             self.iteration += 1  # on_nonfinite=skip: no update from this rollout, and the KL controller ignores it
             self.log("train/nonfinite_skipped", float(self.guard.skipped), batch_size=len(prompts))
             return
-        update = self.ppo_update(rollout, step)
+        with self._timed("update"):
+            update = self.ppo_update(rollout, step)
         kl_per_sequence = masked_sum(rollout.logprobs - rollout.ref_logprobs, rollout.mask, dim=-1)
         metrics = {
             "reward/mean": rollout.reward.mean(), "reward/std": rollout.reward.std(),
@@ -273,6 +293,7 @@ class PPOModule(L.LightningModule):
         }
         if rollout.gold is not None:
             metrics["gold/mean"] = rollout.gold.mean()
+        metrics.update({f"seconds/{phase}": torch.tensor(value) for phase, value in self.phase_seconds.items()})
         if self.guard.skipped:
             metrics["nonfinite_skipped"] = torch.tensor(float(self.guard.skipped))
         # The controller sees the global batch's KL, so every rank keeps the same coefficient.

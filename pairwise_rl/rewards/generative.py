@@ -11,9 +11,10 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 
 from pairwise_rl.algos.preference import both_orders_probability, verdict_loss, verdict_probability
-from pairwise_rl.data.encoding import encode_prompt, left_pad, truncate_text
+from pairwise_rl.data.encoding import left_pad, truncate_texts
 from pairwise_rl.data.records import Preference
 from pairwise_rl.data.templates import render, single_order, swap_augment, verdict_token_ids
+from pairwise_rl.models.chat import prompt_token_ids
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
 from pairwise_rl.models.heads import last_hidden, lm_head_logits
 from pairwise_rl.rewards.base import RM_MODES, PairProbabilities, RewardModel
@@ -31,14 +32,16 @@ class GenerativeReward(RewardModel):
         self.verdict_ids = verdict_token_ids(self.tokenizer, self.verdict_tokens)
 
     def _encode(self, prompts: Sequence[str], a: Sequence[str], b: Sequence[str]) -> Dict[str, torch.Tensor]:
-        def cut(text: str, limit: int, keep: str) -> str:
-            return truncate_text(self.tokenizer, text, limit, keep)
-
-        texts = [render(self.template, cut(p, self.max_prompt_tokens, "end"), cut(x, self.max_response_tokens, "start"),
-                        cut(y, self.max_response_tokens, "start")) for p, x, y in zip(prompts, a, b)]
+        # Batched tokenizer calls (3 to cut the pieces, 1 for the judge inputs): per-row calls cost more than the
+        # forward pass of the tiny judge (benchmarks/bench_scoring.py).
+        prompts = truncate_texts(self.tokenizer, prompts, self.max_prompt_tokens, "end")
+        a = truncate_texts(self.tokenizer, a, self.max_response_tokens, "start")
+        b = truncate_texts(self.tokenizer, b, self.max_response_tokens, "start")
+        texts = [render(self.template, p, x, y) for p, x, y in zip(prompts, a, b)]
         # The template budget is generous: the pieces were already cut to their own limits.
         limit = self.max_prompt_tokens + 2 * self.max_response_tokens + len(self.template) + 8
-        ids, mask = left_pad([encode_prompt(self.tokenizer, t, limit) for t in texts], self.tokenizer.pad_token_id)
+        ids, mask = left_pad([row[-limit:] for row in prompt_token_ids(self.tokenizer, texts)],
+                             self.tokenizer.pad_token_id)
         return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
 
     def _verdict_hidden(self, prompts, a, b) -> torch.Tensor:

@@ -50,3 +50,25 @@ def test_decoded_responses_stop_at_the_first_eos_and_drop_padding():
     eos, pad = tok.eos_token_id, tok.pad_token_id
     rows = torch.tensor([a + [eos] + b, b + [eos] + [pad] * 4, a + b + [pad]])  # text after eos, padding, no eos
     assert decode_responses(tok, rows, response_mask_from_ids(rows, eos)) == [" 1 4", " 7", " 1 4 7"]
+
+
+def test_batched_scored_sequences_equal_the_per_row_encoding():
+    from pairwise_rl.data.encoding import encode_prompt, encode_response, encode_scored_sequences
+
+    tokenizer = build_char_tokenizer()
+    prompts, responses = ["sort: 3 1 2 =", "a much longer prompt than the limit allows ="], ["1 2 3", "x" * 40]
+    batched = encode_scored_sequences(tokenizer, prompts, responses, 16, 8)
+    rows = [encode_prompt(tokenizer, p, 16) + encode_response(tokenizer, r, 8) for p, r in zip(prompts, responses)]
+    ids, mask = left_pad(rows, tokenizer.pad_token_id)
+    assert torch.equal(batched["input_ids"], ids) and torch.equal(batched["attention_mask"], mask)
+    assert batched["input_ids"][1, -1] == tokenizer.eos_token_id
+
+
+def test_batched_truncation_equals_truncating_each_text():
+    from pairwise_rl.data.encoding import truncate_text, truncate_texts
+
+    tokenizer = build_char_tokenizer()
+    texts = ["short", "exactly10!", "this one is far too long"]
+    for keep in ("start", "end"):
+        assert truncate_texts(tokenizer, texts, 10, keep) == [truncate_text(tokenizer, t, 10, keep) for t in texts]
+    assert truncate_texts(tokenizer, texts, 10, "end")[2] == "r too long"  # its last 10 characters

@@ -25,6 +25,11 @@ def test_every_rm_x_ppo_cell_runs_and_logs_its_metrics(rm, variant, make_debug_c
         assert name in logged, name
     uses_anchor = variant == "pairwise" or rm == "generative"
     assert ("train/anchor/win_rate" in logged) == uses_anchor
+    # where an iteration's time goes: cumulative seconds per phase, growing every iteration
+    phases = ("generate", "policy_logprobs", "reference", "reward", "critic", "update")
+    timed = [row for row in history if "train/seconds/update" in row]
+    assert len(timed) == 3 and all(f"train/seconds/{p}" in timed[0] for p in phases)
+    assert all(a["train/seconds/update"] < b["train/seconds/update"] for a, b in zip(timed, timed[1:]))
     metrics = stage_metrics(out)
     assert {"gold_sampled/all", "sft/gold_sampled/all", "kl_sampled", "reward_sampled"} <= set(metrics)
     sft_dir = read_json(out / COMPLETE)["needs"]["sft"]
