@@ -80,9 +80,12 @@ def test_a_crashed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(make_d
     a, b = load_causal_lm(str(resumed / HF_DIR)), load_causal_lm(str(uninterrupted / HF_DIR))
     for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
         assert torch.equal(p, q), name
-    final = [r for r in read_history(resumed) if "train/reward/mean" in r][-1]
-    reference_final = [r for r in read_history(uninterrupted) if "train/reward/mean" in r][-1]
-    assert final == reference_final
+    def last_logged(out):  # every logged value but the phase timings (wall-clock seconds are never repeatable)
+        row = [r for r in read_history(out) if "train/reward/mean" in r][-1]
+        return {k: v for k, v in row.items() if not k.startswith("train/seconds/")}
+
+    assert last_logged(resumed) == last_logged(uninterrupted)
+    assert len(last_logged(resumed)) > 30
 
 
 @pytest.mark.parametrize("overrides", [
