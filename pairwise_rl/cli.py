@@ -24,10 +24,13 @@ def run(cfg: DictConfig):
 
     if distributed.needs_relaunch(cfg.trainer):  # trainer=ddp|fsdp with N devices, started as one process
         return distributed.relaunch(cfg.trainer)
-    distributed.join_process_group(cfg.trainer)
+    joined = distributed.join_process_group(cfg.trainer)
     from pairwise_rl.stages import STAGES
 
-    return STAGES.get(cfg.stage)(cfg)
+    result = STAGES.get(cfg.stage)(cfg)
+    if joined:
+        distributed.leave_process_group()
+    return result
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")

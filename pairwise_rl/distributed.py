@@ -104,6 +104,13 @@ def join_process_group(trainer: DictConfig) -> bool:
     return True
 
 
+def leave_process_group() -> None:
+    """Tear the group down once every rank is done: a rank that left early could abort a peer's last receive."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def relaunch_command(processes: int, overrides: List[str], run_dir: str) -> List[str]:
     """The torchrun command that reruns this CLI on `processes` local ranks, in the same Hydra run directory."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",

@@ -97,6 +97,9 @@ def _worker(rank: int, kind: str, port: int, out: str) -> None:
     _step(model, lambda: _loss(kind, model, batch, half))
     state = {k: v.tolist() for k, v in full_state_dict(model).items()}
     Path(out.format(rank=rank)).write_text(json.dumps({"full": full, "local": local, "state": state}))
+    # Only rank 0 receives the gathered state; rank 1's sends can return before rank 0 has read them, and tearing
+    # the group down then aborts gloo (seen once in CI as SIGABRT). Leave together.
+    dist.barrier()
     dist.destroy_process_group()
 
 
