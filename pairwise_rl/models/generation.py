@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Iterator, List, Sequence
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl import distributed
 from pairwise_rl.data.encoding import encode_prompts
@@ -21,6 +21,39 @@ class Generations:
     response_ids: torch.Tensor     # (B, R) right-padded with pad after eos
     response_mask: torch.Tensor    # (B, R) 1 on generated tokens up to and including eos
     texts: List[str]               # decoded responses, eos and padding removed
+    logprobs: torch.Tensor | None = None  # (B, R) log p(token) under the model's own (untempered) distribution;
+    #                                       0 on padding. Only when generate(..., return_logprobs=True).
+
+
+class ChosenTokenLogprobs(LogitsProcessor):
+    """Records log p(chosen token) under the model's raw next-token distribution while HF samples.
+
+    HF applies user processors after its own logit processors and before the sampling warpers (temperature,
+    top-k, top-p), so `scores` here are the model's logits. The token chosen from step t's scores is the last
+    column of step t+1's input_ids, so only one (B, V) log-softmax is held at a time: O(B·V) memory instead of
+    the O(B·R·V) of `output_logits=True`, which matters at a 150k vocabulary.
+    """
+
+    def __init__(self) -> None:
+        self.previous: torch.Tensor | None = None
+        self.columns: List[torch.Tensor] = []
+
+    def _take(self, chosen: torch.Tensor) -> None:
+        if self.previous is not None:
+            self.columns.append(self.previous.gather(-1, chosen[:, None]).squeeze(-1))
+            self.previous = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self._take(input_ids[:, -1])
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        """(B, new tokens): the last sampled token is read from the final generated column."""
+        self._take(sequences[:, -1])
+        if not self.columns:
+            return torch.zeros(sequences.shape[0], 0, device=sequences.device)
+        return torch.stack(self.columns, dim=1)
 
 
 def response_mask_from_ids(response_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -44,10 +77,17 @@ def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
 @torch.no_grad()
 def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], *,
              max_new_tokens: int, max_prompt_tokens: int, greedy: bool = False, temperature: float = 1.0,
-             top_k: int = 0, top_p: float = 1.0, generator_seed: int | None = None) -> Generations:
+             top_k: int = 0, top_p: float = 1.0, generator_seed: int | None = None,
+             return_logprobs: bool = False) -> Generations:
     device = next(model.parameters()).device
     batch = {k: v.to(device) for k, v in encode_prompts(tokenizer, prompts, max_prompt_tokens).items()}
-    sampling = {} if greedy else dict(temperature=temperature, top_k=top_k or None, top_p=top_p)
+    # Every sampling knob explicit. Which unset knobs HF fills from a checkpoint's generation_config.json (the
+    # instruct models ship top_k 20 and repetition_penalty 1.05-1.1 there) has changed between versions, and
+    # any of them would sample from another distribution than the one PPO's logprobs describe.
+    sampling = dict(repetition_penalty=1.0)
+    if not greedy:
+        sampling.update(temperature=temperature, top_k=top_k, top_p=top_p)
+    recorder = ChosenTokenLogprobs() if return_logprobs else None
     was_training = model.training
     model.eval()
     # A sharded model gathers its weights in every forward, a collective: a rank whose rows all ended must keep
@@ -56,13 +96,14 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     with _seeded(generator_seed, device):
         out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=not greedy, **sampling,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, use_cache=True,
-                             synced_gpus=synced)
+                             synced_gpus=synced, logits_processor=LogitsProcessorList([recorder] if recorder else []))
     model.train(was_training)
     response_ids = out[:, batch["input_ids"].shape[1]:]
     mask = response_mask_from_ids(response_ids, tokenizer.eos_token_id)
     response_ids = response_ids.masked_fill(mask == 0, tokenizer.pad_token_id)
     texts = decode_responses(tokenizer, response_ids, mask)
-    return Generations(batch["input_ids"], batch["attention_mask"], response_ids, mask, texts)
+    logprobs = None if recorder is None else recorder.finish(out).masked_fill(mask == 0, 0.0)
+    return Generations(batch["input_ids"], batch["attention_mask"], response_ids, mask, texts, logprobs)
 
 
 def decode_responses(tokenizer: PreTrainedTokenizerBase, response_ids: torch.Tensor,
