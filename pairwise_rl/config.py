@@ -164,6 +164,7 @@ class PPOConfig:
     whiten_advantages: bool = True
     max_grad_norm: float = 1.0
     critic_init: str = "rm"
+    rollout_logprobs: str = "generation"
     kl: KLConfig = field(default_factory=KLConfig)
     val_every: int = 20
     checkpoint_every: int = 10
@@ -368,6 +369,7 @@ def validate(cfg: DictConfig) -> None:
     _one_of(cfg, "ppo.variant", ["standard", "pairwise"])
     _one_of(cfg, "ppo.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
     _one_of(cfg, "ppo.critic_init", ["rm", "sft"])
+    _one_of(cfg, "ppo.rollout_logprobs", ["generation", "forward"])
     _one_of(cfg, "ppo.kl.estimator", KL_ESTIMATORS.names())
     _positive(cfg, "ppo.iterations", "ppo.rollout_batch_size", "ppo.ppo_epochs", "ppo.minibatch_size",
               "ppo.policy_lr", "ppo.critic_lr", "ppo.clip_ratio", "ppo.value_clip", "ppo.max_grad_norm",

@@ -108,6 +108,7 @@ def test_wrong_type_fails_at_composition_naming_the_key(tmp_path):
     ("ppo.variant=dpo", "ppo.variant"),
     ("ppo.anchor=oracle", "ppo.anchor"),
     ("ppo.kl.estimator=k9", "ppo.kl.estimator"),
+    ("ppo.rollout_logprobs=cache", "ppo.rollout_logprobs"),
     ("ppo.minibatch_size=48", "ppo.minibatch_size"),
     ("stage=deploy", "stage"),
     ("rm.template='{prompt} {a}'", "rm.template"),

@@ -190,12 +190,19 @@ class PPOModule(L.LightningModule):
         with self._timed("generate"):
             out = generate(self.policy, self.tokenizer, texts, max_new_tokens=g.max_new_tokens,
                            max_prompt_tokens=self.cfg.data.max_prompt_tokens, greedy=greedy,
-                           temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, generator_seed=seed)
+                           temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, generator_seed=seed,
+                           return_logprobs=self.cfg.ppo.rollout_logprobs == "generation")
         sequences = torch.cat([out.prompt_ids, out.response_ids], 1)
         attention_mask = torch.cat([out.prompt_mask, out.response_mask], 1)
         prompt_len = out.prompt_ids.shape[1]
-        with self._timed("policy_logprobs"):
-            logprobs = self._logprobs(self.policy, sequences, attention_mask, prompt_len, out.response_ids)
+        if out.logprobs is not None:
+            # The sampling pass already computed these logits (KV cache): equal to a fresh forward up to float
+            # rounding in fp32, which is why TRL reads them too. In bf16 the rounding makes the first minibatch's
+            # ratio drift from 1; rollout_logprobs=forward pays one more pass for exactness.
+            logprobs = out.logprobs
+        else:
+            with self._timed("policy_logprobs"):
+                logprobs = self._logprobs(self.policy, sequences, attention_mask, prompt_len, out.response_ids)
         with self._timed("reference"):
             ref_logprobs = self._logprobs(self.reference, sequences, attention_mask, prompt_len, out.response_ids)
         with self._timed("reward"):

@@ -26,7 +26,7 @@ def test_every_rm_x_ppo_cell_runs_and_logs_its_metrics(rm, variant, make_debug_c
     uses_anchor = variant == "pairwise" or rm == "generative"
     assert ("train/anchor/win_rate" in logged) == uses_anchor
     # where an iteration's time goes: cumulative seconds per phase, growing every iteration
-    phases = ("generate", "policy_logprobs", "reference", "reward", "critic", "update")
+    phases = ("generate", "reference", "reward", "critic", "update")  # + policy_logprobs with rollout_logprobs=forward
     timed = [row for row in history if "train/seconds/update" in row]
     assert len(timed) == 3 and all(f"train/seconds/{p}" in timed[0] for p in phases)
     assert all(a["train/seconds/update"] < b["train/seconds/update"] for a, b in zip(timed, timed[1:]))
@@ -93,12 +93,15 @@ def test_a_crashed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(make_d
     ("rm=bt", "ppo=pairwise", "ppo.anchor=policy_greedy"),
     ("rm=bt", "ppo=pairwise", "ppo.anchor=reference"),
     ("rm=bt", "ppo=standard", "ppo.kl.in_reward=false", "ppo.kl.estimator=k3", "ppo.dual_clip=3.0",
-     "ppo.kl.adaptive=false", "ppo.critic_init=sft"),
+     "ppo.kl.adaptive=false", "ppo.critic_init=sft", "ppo.rollout_logprobs=forward"),
 ])
 def test_anchor_strategies_and_loss_options_run_end_to_end(overrides, make_debug_cfg):
     out = run(make_debug_cfg("stage=ppo", *overrides))
     history = read_history(out)
     assert len([r for r in history if "train/reward/mean" in r]) == 3  # every iteration logged
+    # The old logprobs cost a forward pass only when asked for (default: read while sampling).
+    recomputed = any("train/seconds/policy_logprobs" in r for r in history)
+    assert recomputed == ("ppo.rollout_logprobs=forward" in overrides)
     if "ppo.dual_clip=3.0" in overrides:
         assert any("train/ppo/dual_clipfrac" in r for r in history)
         assert all(r["train/kl/coef"] == pytest.approx(0.05) for r in history if "train/kl/coef" in r)  # fixed beta
