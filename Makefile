@@ -23,7 +23,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -m '' $(ARGS)
 
-# Benchmarks: each writes benchmarks/results/<name>.json and .md (about 8 min here). Run nothing else meanwhile.
+# Benchmarks: each writes benchmarks/results/<name>.json and .md (8-11 min here). Run nothing else meanwhile.
 # bench_rm_training / bench_ppo create their TRL environments under benchmarks/.envs/ on first use.
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_scoring.py $(ARGS)
