@@ -40,8 +40,8 @@ def ours(model_dir: str, seed: int, rollout_logprobs: str = "generation") -> dic
             "rm=bt", "ppo=standard", f"ppo.iterations={ITERATIONS}", f"ppo.rollout_batch_size={ROLLOUT}",
             f"ppo.minibatch_size={MINIBATCH}", f"ppo.ppo_epochs={EPOCHS}", f"generation.max_new_tokens={RESPONSE}",
             f"ppo.val_every={ITERATIONS}", f"ppo.checkpoint_every={ITERATIONS + 1}", "logger=none",
-            "trainer.progress_bar=none", f"seed={seed}", f"ppo.rollout_logprobs={rollout_logprobs}", "paths.root_dir=.", "paths.output_dir=.",
-            "paths.cache_dir=."])
+            "trainer.progress_bar=none", f"seed={seed}", f"ppo.rollout_logprobs={rollout_logprobs}",
+            "paths.root_dir=.", "paths.output_dir=.", "paths.cache_dir=."])
     seed_everything(seed, verbose=False)
     tokenizer = load_tokenizer(model_dir)
     critic = load_scalar_model(model_dir)

@@ -11,7 +11,8 @@ share their longest common token prefix, computed once).
 
 from __future__ import annotations
 
-import torch
+import os
+
 from common import arguments, default_model_dir, digits_rows, interleaved_medians, write_report
 
 from pairwise_rl.data.encoding import encode_scored_sequences
@@ -21,28 +22,24 @@ from pairwise_rl.rewards.generative import GenerativeReward
 TEMPLATE = "{prompt}\nA:{a}\nB:{b}\nBetter:"  # conf/rm/generative.yaml
 
 
-def _common_prefix(a: list, b: list) -> int:
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return n
-
-
 def token_counts(bt: BTReward, generative: GenerativeReward, prompts, responses, anchors) -> dict:
-    """Input tokens the two judge calls read, chunk by chunk as they run: real, padded, and the generative judge's
-    exact shared-prefix floor."""
+    """Input tokens the two judge calls read, chunk by chunk as each one runs: real, padded, and the generative
+    judge's exact shared-prefix floor."""
     counts = dict(bt_real=0, bt_padded=0, judge_real=0, judge_padded=0, judge_shared_prefix=0)
+    for i in range(0, len(prompts), bt.batch_size):
+        chunk = slice(i, i + bt.batch_size)
+        batch = encode_scored_sequences(bt.tokenizer, prompts[chunk], responses[chunk], bt.max_prompt_tokens,
+                                        bt.max_response_tokens)
+        counts["bt_real"] += int(batch["attention_mask"].sum())
+        counts["bt_padded"] += batch["input_ids"].numel()
     for i in range(0, len(prompts), generative.batch_size):
-        p, y, a = prompts[i:i + generative.batch_size], responses[i:i + generative.batch_size], \
-            anchors[i:i + generative.batch_size]
-        bt_batch = encode_scored_sequences(bt.tokenizer, p, y, bt.max_prompt_tokens, bt.max_response_tokens)
-        judge = generative._encode(p + p, y + a, a + y)  # both orders in one batch, as compare() runs them
-        rows = [ids[mask.bool()].tolist() for ids, mask in zip(judge["input_ids"], judge["attention_mask"])]
-        counts["bt_real"] += int(bt_batch["attention_mask"].sum())
-        counts["bt_padded"] += bt_batch["input_ids"].numel()
-        counts["judge_real"] += int(judge["attention_mask"].sum())
-        counts["judge_padded"] += judge["input_ids"].numel()
-        counts["judge_shared_prefix"] += sum(_common_prefix(rows[j], rows[len(p) + j]) for j in range(len(p)))
+        p, y, a = (rows[i:i + generative.batch_size] for rows in (prompts, responses, anchors))
+        batch = generative._encode(p + p, y + a, a + y)  # both orders in one batch, as compare() runs them
+        rows = [ids[mask.bool()].tolist() for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+        counts["judge_real"] += int(batch["attention_mask"].sum())
+        counts["judge_padded"] += batch["input_ids"].numel()
+        counts["judge_shared_prefix"] += sum(len(os.path.commonprefix([first, second]))
+                                             for first, second in zip(rows[:len(p)], rows[len(p):]))
     return {**counts, "real_ratio": counts["judge_real"] / counts["bt_real"],
             "padded_ratio": counts["judge_padded"] / counts["bt_padded"],
             "shared_prefix_floor": (counts["judge_real"] - counts["judge_shared_prefix"]) / counts["bt_real"]}
@@ -62,8 +59,7 @@ def main() -> None:
                                   args.repeats)
     bt_s, gen_s = seconds["bt"], seconds["generative"]
     ratio = gen_s / bt_s
-    with torch.no_grad():
-        tokens = token_counts(bt, generative, prompts, responses, anchors)
+    tokens = token_counts(bt, generative, prompts, responses, anchors)  # tokenizers only, no model
     result = {"samples": args.n, "bt_score_samples_per_s": args.n / bt_s,
               "generative_compare_both_orders_samples_per_s": args.n / gen_s, "cost_ratio": ratio,
               "input_tokens": tokens, "target_max_ratio": 2.5, "target_met": ratio <= 2.5}

@@ -64,6 +64,14 @@ def test_greedy_logprobs_are_the_argmax_tokens(tokenizer):
                    return_logprobs=True)
     assert (out.logprobs[out.response_mask.bool()] < 0).all()
     assert out.logprobs.shape == out.response_ids.shape
+    # Greedy picks the most likely token, so its logprob is the largest of the full forward's distribution.
+    sequences = torch.cat([out.prompt_ids, out.response_ids], 1)
+    mask = torch.cat([out.prompt_mask, out.response_mask], 1)
+    with torch.no_grad():
+        hidden = hidden_states(model, sequences, mask)[:, out.prompt_ids.shape[1] - 1:-1]
+        best = torch.log_softmax(lm_head_logits(model, hidden).float(), -1).max(-1).values
+    real = out.response_mask.bool()
+    assert torch.allclose(out.logprobs[real], best[real], atol=1e-5)
 
 
 def test_top_k_zero_samples_the_whole_vocabulary(tokenizer):
