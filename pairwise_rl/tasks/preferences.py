@@ -1,0 +1,116 @@
+"""A preference dataset as a task (data=hh_rlhf | ultrafeedback | jsonl).
+
+    SFT demonstrations   (prompt, chosen) of the training split, one per prompt
+    preference pairs     the dataset's rows, train / val / test by a hash of the prompt
+    RL prompts           the training split's prompts, each with its chosen response as reference (the paper's
+                         "ground-truth anchor"); or a prompt-only file (data.rl_prompts), from which prompts that
+                         hash into the held-out splits are dropped (and counted) so evaluation stays held out
+    val / eval prompts   the val / test split's prompts, with their chosen response as reference
+
+Rows are read, checked and truncated once per task object (data/readers.py); every skip and cut is counted.
+There is no gold judge: a policy is judged by the independent judge named in `eval.judge`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from pairwise_rl.data.encoding import truncate_texts
+from pairwise_rl.data.prompts import read_prompts
+from pairwise_rl.data.readers import ReadReport, apply_length_policy, read_preferences, split_by_prompt, split_of_prompt
+from pairwise_rl.data.records import Preference, Prompt
+from pairwise_rl.tasks.base import TASKS, Task, first_per_prompt
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+@TASKS.register("preferences")
+class PreferenceTask(Task):
+    name = "preferences"
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg, self.data = cfg, cfg.data
+        self._splits: Optional[Dict[str, List[Preference]]] = None
+        self._report: Optional[ReadReport] = None
+        self._rl_report: Optional[ReadReport] = None
+        self._tokenizer = None
+
+    # ---------------------------------------------------------------------------------------------- reading
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from pairwise_rl.models.factory import init_tokenizer  # lazy: reading needs it, composing does not
+
+            self._tokenizer = init_tokenizer(self.cfg.model)
+        return self._tokenizer
+
+    def _count(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _cut(self, text: str, limit: int, keep: str) -> str:
+        return truncate_texts(self.tokenizer, [text], limit, keep)[0]
+
+    def splits(self) -> Dict[str, List[Preference]]:
+        """All readable pairs, split by prompt (uncapped)."""
+        if self._splits is None:
+            d = self.data
+            records, rows, report = read_preferences(d.path, d.source, OmegaConf.to_container(d.fields),
+                                                     d.on_bad_row, d.split, d.max_rows)
+            records = apply_length_policy(records, rows, self._count, self._cut, d.max_prompt_tokens,
+                                          d.max_response_tokens, d.overlong, report)
+            log.info("read %s: %d rows, %d kept, skipped %s, truncated %s", d.path, report.rows, report.kept,
+                     dict(report.skipped), dict(report.truncated))
+            self._splits, self._report = split_by_prompt(records, d.val_fraction, d.test_fraction), report
+        return self._splits
+
+    # ---------------------------------------------------------------------------------------------- roles
+    def preference_pairs(self) -> Dict[str, List[Preference]]:
+        splits = self.splits()
+        caps = {"train": self.cfg.rm.num_train_pairs, "val": None, "test": self.cfg.rm.num_eval_pairs}
+        out = {}
+        for split in SPLITS:
+            out[split] = splits[split][:caps[split]] if caps[split] else list(splits[split])
+            if not out[split]:
+                raise ValueError(f"data.path={self.data.path}: no {split} pairs left after reading "
+                                 f"({self._report.kept} rows kept); check data.val_fraction / data.test_fraction "
+                                 f"and the skip counts {dict(self._report.skipped)}")
+        return out
+
+    def pair_metrics(self) -> Dict[str, float]:
+        self.splits()
+        metrics = self._report.as_metrics()
+        if self._rl_report is not None:
+            metrics.update(self._rl_report.as_metrics("rl_prompts"))
+        return metrics
+
+    def sft_demos(self) -> List[Prompt]:
+        return first_per_prompt(self.splits()["train"])
+
+    def rl_prompts(self) -> List[Prompt]:
+        source = self.data.rl_prompts
+        if source.path is None:
+            return first_per_prompt(self.splits()["train"])
+        records, report = read_prompts(source.path, source.prompt, source.reference, self.data.on_bad_row,
+                                       self.data.split, source.max_rows)
+        kept = [r for r in records if split_of_prompt(r.prompt, self.data.val_fraction,
+                                                       self.data.test_fraction) == "train"]
+        report.skipped["held_out_prompt"] += len(records) - len(kept)
+        report.kept = len(kept)
+        self._rl_report = report
+        if not kept:
+            raise ValueError(f"data.rl_prompts.path={source.path}: no training prompts left ({report.rows} rows, "
+                             f"skipped {dict(report.skipped)})")
+        log.info("RL prompts from %s: %d rows, %d kept, skipped %s", source.path, report.rows, len(kept),
+                 dict(report.skipped))
+        return kept
+
+    def val_prompts(self) -> List[Prompt]:
+        return first_per_prompt(self.splits()["val"])[:self.data.num_val_prompts]
+
+    def eval_prompts(self) -> List[Prompt]:
+        return first_per_prompt(self.splits()["test"])[:self.cfg.eval.num_prompts]
