@@ -105,6 +105,7 @@ class DataConfig:
     max_prompt_tokens: int = 64
     max_response_tokens: int = 24
     num_val_prompts: int = 64
+    judge_fraction: float = 0.0
     rl_prompts: RLPromptsConfig = field(default_factory=RLPromptsConfig)
 
 
@@ -147,6 +148,7 @@ class RMConfig:
     template: str = "{prompt}\nA:{a}\nB:{b}\nBetter:"
     verdict_tokens: List[str] = field(default_factory=lambda: ["A", "B"])
     swap_augment: bool = True
+    train_split: str = "train"
     ece_bins: int = 10
     val_every: int = 200
     checkpoint_every: int = 100
@@ -258,6 +260,15 @@ class EvalConfig:
 
 
 @dataclass
+class JudgeConfig:
+    name: str = "auto"
+    mode: str = "bt"
+    seed: int = 1000
+    max_steps: int = 400
+    batch_size: int = 64
+
+
+@dataclass
 class Config:
     stage: str = "sft"
     seed: int = 0
@@ -273,6 +284,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
 
@@ -367,6 +379,8 @@ def validate(cfg: DictConfig) -> None:
         _check(cfg.data.val_fraction > 0 and cfg.data.test_fraction > 0, "data.test_fraction",
                "val_fraction and test_fraction must both be > 0: RL validates and evaluates on held-out prompts")
         _positive(cfg, "data.num_val_prompts")
+        _check(0 <= cfg.data.judge_fraction < 1, "data.judge_fraction",
+               f"must be in [0, 1), got {cfg.data.judge_fraction}")
         if cfg.data.source == "jsonl":
             f = cfg.data.fields
             _check(bool(f.preference) == bool(f.response_a and f.response_b), "data.fields",
@@ -396,6 +410,9 @@ def validate(cfg: DictConfig) -> None:
         _check(longest <= cfg.model.tiny.max_position_embeddings, "model.tiny.max_position_embeddings",
                f"{cfg.model.tiny.max_position_embeddings} is shorter than the longest input, {longest} tokens "
                "(from data.max_prompt_tokens, data.max_response_tokens and, for rm=generative, rm.template)")
+
+    _one_of(cfg, "rm.train_split", ["train", "judge"])
+    _validate_judge(cfg)
 
     _one_of(cfg, "ppo.variant", ["standard", "pairwise"])
     _one_of(cfg, "ppo.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
@@ -431,6 +448,25 @@ def validate(cfg: DictConfig) -> None:
         _check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
     names = [setup.name for setup in cfg.pipeline.setups]
     _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
+
+
+def _validate_judge(cfg: DictConfig) -> None:
+    """The evaluation judge: the task's gold, a gold_rm trained on pairs the proxy RMs never see, or any RM."""
+    from pairwise_rl.rewards import RM_MODES
+    from pairwise_rl.eval.judge import judge_kind
+
+    kind = judge_kind(cfg)
+    if kind == "gold":
+        _check(cfg.data.task == "digits", "judge.name", "judge.name=gold needs a task with a gold judge (digits); "
+               "use gold_rm (trained on held-apart pairs) or the path of a trained RM")
+    if kind == "gold_rm":
+        _check(cfg.data.task != "digits", "judge.name", "judge.name=gold_rm trains on the reserved share of a "
+               "preference dataset's pairs (data.judge_fraction); digits has its gold judge (judge.name=gold)")
+        _check(cfg.data.judge_fraction > 0, "data.judge_fraction",
+               "judge.name=gold_rm needs pairs the proxy RMs never see: set data.judge_fraction > 0")
+        _one_of(cfg, "judge.mode", [m for m in RM_MODES.names() if m != "gold"])
+        _positive(cfg, "judge.max_steps", "judge.batch_size")
+        _check(cfg.judge.seed >= 0, "judge.seed", f"must be >= 0, got {cfg.judge.seed}")
 
 
 def _validate_parallelism(cfg: DictConfig) -> None:

@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Mapping, Tuple, Union
+from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
 from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig, OmegaConf
@@ -34,7 +34,7 @@ from pairwise_rl.registry import Registry
 log = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE.json"
-ARTIFACT_FORMAT = 4  # bump when a stage's output layout or semantics change, to invalidate old caches
+ARTIFACT_FORMAT = 5  # bump when a stage's output layout or semantics change, to invalidate old caches
 
 
 @dataclass(frozen=True)
@@ -56,26 +56,36 @@ class StageContext:
             log.info("[%s] %s: %.1f s", self.name, phase, time.time() - started)
 
 
-Needs = Union[Tuple[str, ...], Callable[[DictConfig], Tuple[str, ...]]]
+Names = Union[Tuple[str, ...], Callable[[DictConfig], Tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
 class ArtifactStage:
     name: str
-    needs: Needs           # stages whose artifacts this one reads (a function of cfg when the data decides)
-    keys: Tuple[str, ...]  # config sections that determine the artifact
+    needs: Names  # stages whose artifacts this one reads (a function of cfg when the data decides)
+    keys: Names   # config sections that determine the artifact (likewise)
     run: Callable[[DictConfig, StageContext], Dict[str, float]]
+    # The config this stage is built from, given any setup's config: a stage shared by setups that differ in a
+    # section it reads (the evaluation judge is one RM whatever each setup's rm.mode) rewrites that section here.
+    prepare: Optional[Callable[[DictConfig], DictConfig]] = None
 
     def needs_for(self, cfg: DictConfig) -> Tuple[str, ...]:
         return tuple(self.needs(cfg)) if callable(self.needs) else self.needs
+
+    def keys_for(self, cfg: DictConfig) -> Tuple[str, ...]:
+        return tuple(self.keys(cfg)) if callable(self.keys) else self.keys
+
+    def config(self, cfg: DictConfig) -> DictConfig:
+        return self.prepare(cfg) if self.prepare is not None else cfg
 
 
 ARTIFACT_STAGES: Registry[ArtifactStage] = Registry("artifact stage")
 
 
-def artifact_stage(name: str, needs: Needs, keys: Tuple[str, ...]):
+def artifact_stage(name: str, needs: Names, keys: Names,
+                   prepare: Optional[Callable[[DictConfig], DictConfig]] = None):
     def decorator(run: Callable[[DictConfig, StageContext], Dict[str, float]]):
-        ARTIFACT_STAGES.register(name)(ArtifactStage(name, needs, keys, run))
+        ARTIFACT_STAGES.register(name)(ArtifactStage(name, needs, keys, run, prepare))
         return run
 
     return decorator
@@ -94,10 +104,11 @@ def _section(cfg: DictConfig, key: str):
 
 def stage_key(cfg: DictConfig, name: str) -> str:
     spec = _spec(name)
+    cfg = spec.config(cfg)
     payload = {
         "format": ARTIFACT_FORMAT,
         "stage": name,
-        "config": {key: _section(cfg, key) for key in spec.keys},
+        "config": {key: _section(cfg, key) for key in spec.keys_for(cfg)},
         "needs": {dep: stage_key(cfg, dep) for dep in spec.needs_for(cfg)},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
@@ -125,6 +136,7 @@ def _locked(path: Path) -> Iterator[None]:
 def ensure(cfg: DictConfig, name: str) -> Path:
     """Return the directory of a complete `name` artifact, building it (and what it needs) if not cached."""
     spec = _spec(name)
+    cfg = spec.config(cfg)
     needs = {dep: ensure(cfg, dep) for dep in spec.needs_for(cfg)}
     out = artifact_dir(cfg, name)
     if distributed.broadcast(is_complete(out)):

@@ -268,9 +268,14 @@ def apply_length_policy(records: List[Preference], rows: List[int], count_tokens
     return kept
 
 
+def unit_hash(text: str) -> float:
+    """A stable number in [0, 1) from a text: splits by it are the same on every machine and run."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") / 2 ** 64
+
+
 def split_of_prompt(prompt: str, val_fraction: float, test_fraction: float) -> str:
     """train / val / test for one prompt, by a stable hash of its text."""
-    u = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=8).digest(), "big") / 2 ** 64
+    u = unit_hash(prompt)
     return "test" if u < test_fraction else "val" if u < test_fraction + val_fraction else "train"
 
 

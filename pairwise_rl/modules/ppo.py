@@ -357,7 +357,7 @@ class PPOModule(L.LightningModule):
                 rows.append({"task": shown[i].task, "kind": self.task.group_of(prompt), "mode": mode, "model": tag,
                              "prompt": prompt, "response": joined.texts[i], "reference": shown[i].reference,
                              "anchor": joined.anchors[i] if joined.anchors else None,
-                             "reward": float(joined.reward[i]), "kl": float(kl[i]),
+                             "reward": float(joined.reward[i]), "kl": float(kl[i]), "length": float(lengths[i]),
                              "gold": float(joined.gold[i]) if joined.gold is not None else None})
         return metrics, rows
 

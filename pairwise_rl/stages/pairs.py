@@ -25,9 +25,14 @@ from pairwise_rl.stages.common import HF_DIR, run_artifact_stage
 from pairwise_rl.tasks.base import load_task
 
 SPLITS = ("train", "val", "test")
-# The model keys name the tokenizer that truncates a preference dataset's rows.
-PAIRS_KEYS = ("seed", "rm.num_train_pairs", "rm.num_eval_pairs", "generation", "data", "model.name_or_path",
-              "model.tokenizer", "model.fetch")
+
+
+def pairs_keys(cfg: DictConfig) -> tuple:
+    """Digits pairs are sampled (seed, generation); a dataset's are read, split and truncated by the tokenizer."""
+    if uses_sft_policy(cfg):
+        return ("seed", "rm.num_train_pairs", "rm.num_eval_pairs", "generation", "data")
+    return ("rm.num_train_pairs", "rm.num_eval_pairs", "data", "model.name_or_path", "model.tokenizer",
+            "model.fetch")
 
 
 def pairs_path(directory: Path, split: str) -> Path:
@@ -35,14 +40,16 @@ def pairs_path(directory: Path, split: str) -> Path:
 
 
 def read_pairs(directory: Path) -> Dict[str, List[Preference]]:
-    return {split: [Preference(**row) for row in read_jsonl(pairs_path(directory, split))] for split in SPLITS}
+    """train / val / test, and `judge` where the artifact reserved pairs for the evaluation judge."""
+    present = [*SPLITS, *(["judge"] if pairs_path(directory, "judge").exists() else [])]
+    return {split: [Preference(**row) for row in read_jsonl(pairs_path(directory, split))] for split in present}
 
 
 def write_splits(directory: Path, splits: Dict[str, List[Preference]]) -> Dict[str, float]:
     """Each split's pairs as JSONL (evidence, and what the RMs read); returns the pair counts."""
-    for split in SPLITS:
+    for split in splits:
         write_jsonl(pairs_path(directory, split), [p.to_dict() for p in splits[split]])
-    return {f"{split}/pairs": float(len(splits[split])) for split in SPLITS}
+    return {f"{split}/pairs": float(len(pairs)) for split, pairs in splits.items()}
 
 
 def uses_sft_policy(cfg: DictConfig) -> bool:
@@ -50,7 +57,7 @@ def uses_sft_policy(cfg: DictConfig) -> bool:
     return cfg.data.task == "digits"
 
 
-@artifact_stage("pairs", needs=lambda cfg: ("sft",) if uses_sft_policy(cfg) else (), keys=PAIRS_KEYS)
+@artifact_stage("pairs", needs=lambda cfg: ("sft",) if uses_sft_policy(cfg) else (), keys=pairs_keys)
 def build_pairs(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     task = load_task(cfg)
     if not uses_sft_policy(cfg):

@@ -1,4 +1,4 @@
-"""stage=pipeline: sft -> rm -> ppo -> eval for each configured setup, from one shared SFT policy.
+"""stage=pipeline: sft -> rm -> ppo -> evaluate (independent judge) for each configured setup, from one shared SFT policy.
 
 Each setup is an (RM mode, PPO variant) pair; the artifact cache makes the setups share the SFT policy (and an RM
 when two setups use the same mode). The run ends with one comparison table and a result.json in the Hydra run
@@ -32,7 +32,13 @@ SUMMARY = {  # column in the table -> (stage, metric)
     "reward (own RM)": ("ppo", "reward_sampled"),  # each setup's own reward: scales differ between setups
     "RM accuracy": ("rm", "accuracy"),
     "RM ECE": ("rm", "ece"),
+    # the independent judge (judge.name): never the RM a setup was trained against; sampled responses
+    "judge: win vs SFT": ("evaluate", "ppo/win_vs_sft_sampled"),
+    "judge: win vs reference": ("evaluate", "ppo/win_vs_reference_sampled"),
+    "judge: score": ("evaluate", "ppo/judge_score_sampled"),
+    "length (tokens)": ("evaluate", "ppo/length_sampled"),
 }
+STAGE_ORDER = ("sft", "rm", "ppo", "evaluate")
 
 
 def setups(cfg: DictConfig) -> List[Dict[str, str]]:
@@ -49,25 +55,28 @@ def for_setup(cfg: DictConfig, setup: Dict[str, str]) -> DictConfig:
     return with_values(cfg, values)
 
 
-def sft_row(ppo_metrics: Dict[str, float]) -> Dict[str, float]:
-    """The shared starting policy, as the PPO stage measured it before training (KL to itself is 0)."""
-    return {column: (0.0 if key == "kl_sampled" else ppo_metrics.get(f"sft/{key}"))
-            for column, (stage, key) in SUMMARY.items() if stage == "ppo" and key != "reward_sampled"}
+def sft_row(metrics: Dict[str, Dict[str, float]]) -> Dict[str, float]:
+    """The shared starting policy, as the PPO and evaluate stages measured it (KL to itself is 0)."""
+    row = {column: (0.0 if key == "kl_sampled" else metrics["ppo"].get(f"sft/{key}"))
+           for column, (stage, key) in SUMMARY.items() if stage == "ppo" and key != "reward_sampled"}
+    row.update({column: metrics["evaluate"].get("sft/" + key.split("/", 1)[1])
+                for column, (stage, key) in SUMMARY.items() if stage == "evaluate"})
+    return row
 
 
 @STAGES.register("pipeline")
 def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     results: Dict[str, Dict[str, float]] = {}
     paths: Dict[str, Dict[str, str]] = {}
-    first_ppo_metrics: Dict[str, float] = {}
+    first_metrics: Dict[str, Dict[str, float]] = {}
     for setup in setups(cfg):
         setup_cfg = for_setup(cfg, setup)
-        dirs = {stage: ensure(setup_cfg, stage) for stage in ("sft", "rm", "ppo")}
+        dirs = {stage: ensure(setup_cfg, stage) for stage in STAGE_ORDER}
         metrics = {stage: stage_metrics(path) for stage, path in dirs.items()}
-        first_ppo_metrics = first_ppo_metrics or metrics["ppo"]
+        first_metrics = first_metrics or metrics
         results[setup["name"]] = {column: metrics[stage].get(key) for column, (stage, key) in SUMMARY.items()}
         paths[setup["name"]] = {stage: str(path) for stage, path in dirs.items()}
-    results = {"sft (start)": sft_row(first_ppo_metrics), **results}
+    results = {"sft (start)": sft_row(first_metrics), **results}
     print_table(f"{cfg.experiment_name}: held-out test prompts (seed {cfg.seed})", transpose(results))
     out = Path(cfg.paths.output_dir)
     result = {"experiment": cfg.experiment_name, "seed": cfg.seed, "results": results, "artifacts": paths,

@@ -61,7 +61,7 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     trainer = None
     if judge.model is not None:  # the gold judge has nothing to train
-        module = RewardModelModule(judge, data["train"], val, cfg, cfg.seed)
+        module = RewardModelModule(judge, data[cfg.rm.train_split], val, cfg, cfg.seed)
         trainer = build_trainer(cfg, ctx.dir, stage="rm", run_name=run_name(cfg, ctx), val_every=cfg.rm.val_every,
                                 checkpoint_every=cfg.rm.checkpoint_every, gradient_clip_val=cfg.rm.max_grad_norm)
         with ctx.timed("train"):
@@ -78,7 +78,7 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                 transpose({"before training": {m: before[m] for m in shown},
                            "trained": {m: judged.metrics[m] for m in shown}}))
     metrics = {**judged.metrics, **{f"init/{k}": v for k, v in before.items()},
-               "train_pairs": float(len(data["train"])), "eval_pairs": float(len(test.prompts))}
+               "train_pairs": float(len(data[cfg.rm.train_split])), "eval_pairs": float(len(test.prompts))}
     if trainer is not None:
         metrics["nonfinite_skipped"] = float(module.guard.skipped)
         metrics["local_param_fraction"] = module.local_param_fraction

@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl.data.encoding import truncate_texts
 from pairwise_rl.data.prompts import read_prompts
-from pairwise_rl.data.readers import ReadReport, apply_length_policy, read_preferences, split_by_prompt, split_of_prompt
+from pairwise_rl.data.readers import (ReadReport, apply_length_policy, read_preferences, split_by_prompt,
+                                     split_of_prompt, unit_hash)
 from pairwise_rl.data.records import Preference, Prompt
 from pairwise_rl.tasks.base import TASKS, Task, first_per_prompt
 
@@ -70,10 +71,17 @@ class PreferenceTask(Task):
 
     # ---------------------------------------------------------------------------------------------- roles
     def preference_pairs(self) -> Dict[str, List[Preference]]:
-        splits = self.splits()
-        caps = {"train": self.cfg.rm.num_train_pairs, "val": None, "test": self.cfg.rm.num_eval_pairs}
+        """train / val / test, plus `judge` when data.judge_fraction > 0: the pairs of that share of the training
+        prompts, which only the evaluation judge (judge.name=gold_rm) trains on."""
+        splits = dict(self.splits())
+        fraction = self.data.judge_fraction
+        if fraction > 0:
+            train = splits["train"]
+            splits["judge"] = [p for p in train if unit_hash("judge/" + p.prompt) < fraction]
+            splits["train"] = [p for p in train if unit_hash("judge/" + p.prompt) >= fraction]
+        caps = {"train": self.cfg.rm.num_train_pairs, "val": None, "test": self.cfg.rm.num_eval_pairs, "judge": None}
         out = {}
-        for split in SPLITS:
+        for split in [*SPLITS, *(["judge"] if fraction > 0 else [])]:
             out[split] = splits[split][:caps[split]] if caps[split] else list(splits[split])
             if not out[split]:
                 raise ValueError(f"data.path={self.data.path}: no {split} pairs left after reading "
@@ -89,7 +97,7 @@ class PreferenceTask(Task):
         return metrics
 
     def sft_demos(self) -> List[Prompt]:
-        return first_per_prompt(self.splits()["train"])
+        return first_per_prompt(self.splits()["train"])  # the whole training split (judge share included)
 
     def rl_prompts(self) -> List[Prompt]:
         source = self.data.rl_prompts
