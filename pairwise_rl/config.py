@@ -78,6 +78,7 @@ class PreferenceFieldsConfig:
     response_a: Optional[str] = None
     response_b: Optional[str] = None
     preference: Optional[str] = None
+    preference_format: str = "probability"
 
 
 @dataclass
@@ -149,6 +150,7 @@ class RMConfig:
     verdict_tokens: List[str] = field(default_factory=lambda: ["A", "B"])
     swap_augment: bool = True
     train_split: str = "train"
+    path: Optional[str] = None
     ece_bins: int = 10
     val_every: int = 200
     checkpoint_every: int = 100
@@ -385,6 +387,8 @@ def validate(cfg: DictConfig) -> None:
             f = cfg.data.fields
             _check(bool(f.preference) == bool(f.response_a and f.response_b), "data.fields",
                    "give chosen + rejected, or response_a + response_b + preference")
+            from pairwise_rl.data.readers import PREFERENCE_LABELS
+            _one_of(cfg, "data.fields.preference_format", PREFERENCE_LABELS.names())
 
     _positive(cfg, "generation.max_new_tokens", "generation.temperature")
     _fraction(cfg, "generation.top_p", low_open=True)
@@ -412,6 +416,11 @@ def validate(cfg: DictConfig) -> None:
                "(from data.max_prompt_tokens, data.max_response_tokens and, for rm=generative, rm.template)")
 
     _one_of(cfg, "rm.train_split", ["train", "judge"])
+    if cfg.stage == "rm_eval":
+        _check(cfg.rm.path is not None, "rm.path", "stage=rm_eval needs the RM to evaluate: an RM artifact "
+               "directory, a saved RM directory, an HF directory or a hub id")
+        _check(cfg.data.task == "preferences", "data", "stage=rm_eval reads a preference file: data=hh_rlhf | "
+               "ultrafeedback | jsonl with data.path=...")
     _validate_judge(cfg)
 
     _one_of(cfg, "ppo.variant", ["standard", "pairwise"])

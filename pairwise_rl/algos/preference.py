@@ -18,9 +18,17 @@ import torch
 import torch.nn.functional as F
 
 
-def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
-    """-log sigmoid(r_chosen - r_rejected - margin), averaged over pairs."""
-    return -F.logsigmoid(r_chosen - r_rejected - margin).mean()
+def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: float = 0.0,
+            target: torch.Tensor | None = None) -> torch.Tensor:
+    """-log sigmoid(d), d = r_chosen - r_rejected - margin, averaged over pairs.
+
+    With soft labels, target q = P(chosen preferred) per pair: the cross-entropy against (q, 1 - q),
+    -[q log sigmoid(d) + (1 - q) log sigmoid(-d)], which is the hard loss where q = 1."""
+    d = r_chosen - r_rejected - margin
+    if target is None:
+        return -F.logsigmoid(d).mean()
+    target = target.to(d)
+    return -(target * F.logsigmoid(d) + (1 - target) * F.logsigmoid(-d)).mean()
 
 
 def bt_probability(r_1: torch.Tensor, r_2: torch.Tensor) -> torch.Tensor:
@@ -28,9 +36,19 @@ def bt_probability(r_1: torch.Tensor, r_2: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(r_1 - r_2)
 
 
-def verdict_loss(verdict_position_logits: torch.Tensor, target_ids: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy at the verdict position: logits (B, V) over the full vocabulary, targets (B,)."""
-    return F.cross_entropy(verdict_position_logits.float(), target_ids)
+def verdict_loss(verdict_position_logits: torch.Tensor, target_ids: torch.Tensor,
+                 other_ids: torch.Tensor | None = None, target_prob: torch.Tensor | None = None) -> torch.Tensor:
+    """Next-token cross-entropy at the verdict position: logits (B, V) over the full vocabulary, targets (B,).
+
+    With soft labels, the target distribution puts target_prob on the target verdict and the rest on the other
+    verdict token: -[q log p(target) + (1 - q) log p(other)], the hard loss where q = 1."""
+    if target_prob is None:
+        return F.cross_entropy(verdict_position_logits.float(), target_ids)
+    log_p = verdict_position_logits.float().log_softmax(-1)
+    q = target_prob.to(log_p)
+    picked = log_p.gather(-1, target_ids[:, None]).squeeze(-1)
+    other = log_p.gather(-1, other_ids[:, None]).squeeze(-1)
+    return -(q * picked + (1 - q) * other).mean()
 
 
 def verdict_probability(logit_a: torch.Tensor, logit_b: torch.Tensor) -> torch.Tensor:

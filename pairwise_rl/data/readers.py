@@ -7,7 +7,10 @@ Formats (one registry, `data.source`):
   ultrafeedback  UltraFeedback-binarized style: `prompt`, and `chosen` / `rejected` as message lists (the last
                  assistant message is the response) or plain strings.
   jsonl          generic rows with a field mapping (data.fields): prompt + chosen + rejected, or prompt +
-                 response_a + response_b + preference (P(a preferred) in [0, 1], or "a" / "b").
+                 response_a + response_b + preference, read by data.fields.preference_format: probability
+                 (P(a preferred) in [0, 1], or "a" / "b"), alpaca_eval ([1, 2], 1 = a preferred) or arena
+                 (model_a / model_b / tie). Ties are bad rows (skipped and counted); a label strictly between
+                 0 and 1 is kept as a soft label (Preference.label), which the RMs train on as a soft target.
 
 A row that cannot become a record raises `DataError` naming file, row and field, unless data.on_bad_row=skip,
 which skips it and counts it by reason. Nothing is dropped without a count.
@@ -28,7 +31,7 @@ from pairwise_rl.registry import Registry
 
 HH_TURN = "\n\nAssistant:"
 DEFAULT_FIELDS = {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected", "response_a": None,
-                  "response_b": None, "preference": None}
+                  "response_b": None, "preference": None, "preference_format": "probability"}
 BAD_ROW_POLICIES = ("error", "skip")
 
 
@@ -170,8 +173,12 @@ def ultrafeedback_row(row: Mapping[str, Any], fields: Mapping[str, Optional[str]
                       task="ultrafeedback")
 
 
-def _preference_value(row: Mapping[str, Any], name: str) -> float:
-    value = row.get(name)
+PREFERENCE_LABELS: Registry[Callable[[Any, str], float]] = Registry("preference label format")
+
+
+@PREFERENCE_LABELS.register("probability")
+def _probability_label(value: Any, name: str) -> float:
+    """P(response_a preferred) in [0, 1], or "a" / "b"."""
     if isinstance(value, str) and value.strip().lower() in {"a", "b"}:
         return 1.0 if value.strip().lower() == "a" else 0.0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -182,28 +189,55 @@ def _preference_value(row: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
+@PREFERENCE_LABELS.register("alpaca_eval")
+def _alpaca_eval_label(value: Any, name: str) -> float:
+    """AlpacaEval annotations: a float in [1, 2], 1 = the first output preferred, 2 = the second; 1.5 a tie."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RowProblem(name, f"expected an AlpacaEval preference in [1, 2], got {value!r}",
+                         "missing_field" if value is None else "wrong_type")
+    if not 1.0 <= float(value) <= 2.0:
+        raise RowProblem(name, f"must be in [1, 2], got {value}", "out_of_range")
+    return 2.0 - float(value)
+
+
+ARENA_WINNERS = {"model_a": 1.0, "model_b": 0.0}
+
+
+@PREFERENCE_LABELS.register("arena")
+def _arena_label(value: Any, name: str) -> float:
+    """Arena-style winners: model_a / model_b, and tie or tie (bothbad) (a tie, skipped and counted)."""
+    if not isinstance(value, str):
+        raise RowProblem(name, f"expected model_a / model_b / tie, got {value!r}",
+                         "missing_field" if value is None else "wrong_type")
+    winner = value.strip().lower()
+    if winner.startswith("tie"):
+        return 0.5
+    if winner not in ARENA_WINNERS:
+        raise RowProblem(name, f"expected model_a / model_b / tie, got {value!r}", "out_of_range")
+    return ARENA_WINNERS[winner]
+
+
 @PREFERENCE_FORMATS.register("jsonl")
 def generic_row(row: Mapping[str, Any], fields: Mapping[str, Optional[str]]) -> Preference:
     prompt = _text(row, fields["prompt"])
     if fields.get("preference"):
         a, b = _text(row, fields["response_a"]), _text(row, fields["response_b"])
-        p = _preference_value(row, fields["preference"])
+        label_format = PREFERENCE_LABELS.get(fields.get("preference_format") or "probability")
+        p = label_format(row.get(fields["preference"]), fields["preference"])
         if p == 0.5:
-            raise RowProblem(fields["preference"], "a tie (0.5) carries no preference", "tie")
+            raise RowProblem(fields["preference"], "a tie carries no preference", "tie")
         chosen, rejected, p_chosen = (a, b, p) if p > 0.5 else (b, a, 1.0 - p)
-        return Preference(prompt, chosen, rejected, probability=p_chosen)
+        return Preference(prompt, chosen, rejected, probability=p_chosen, label=p_chosen if p_chosen < 1 else None)
     return Preference(prompt, _text(row, fields["chosen"]), _text(row, fields["rejected"]))
 
 
 # ------------------------------------------------------------------------------------------------ reading
-def read_preferences(path_or_id: str, source: str, fields: Optional[Mapping[str, Optional[str]]] = None,
-                     on_bad_row: str = "error", split: str = "train",
-                     max_rows: Optional[int] = None) -> Tuple[List[Preference], List[int], ReadReport]:
-    """Records, the row number each came from, and the report. on_bad_row: error (raise) | skip (count)."""
+def read_records(path_or_id: str, parse: Callable[[Mapping[str, Any]], Any], on_bad_row: str = "error",
+                 split: str = "train", max_rows: Optional[int] = None) -> Tuple[List[Any], List[int], ReadReport]:
+    """Each row through `parse` (which raises RowProblem for a bad row): records, the row number each came from,
+    and the report. on_bad_row: error (raise DataError naming file, row, field) | skip (count by reason)."""
     if on_bad_row not in BAD_ROW_POLICIES:
         raise ValueError(f"on_bad_row must be one of {BAD_ROW_POLICIES}, got {on_bad_row!r}")
-    parse = PREFERENCE_FORMATS.get(source)
-    fields = {**DEFAULT_FIELDS, **(fields or {})}
     report = ReadReport(str(path_or_id))
     records, rows = [], []
     for number, row in raw_rows(str(path_or_id), split):
@@ -215,9 +249,7 @@ def read_preferences(path_or_id: str, source: str, fields: Optional[Mapping[str,
                 raise row
             if not isinstance(row, Mapping):
                 raise RowProblem(None, f"expected a JSON object, got {type(row).__name__}", "not_an_object")
-            record = parse(row, fields)
-            if record.chosen == record.rejected:
-                raise RowProblem("rejected", "identical to chosen (no preference to learn)", "identical_pair")
+            record = parse(row)
         except RowProblem as problem:
             if on_bad_row == "error":
                 raise DataError(str(path_or_id), number, problem.field, problem.problem) from None
@@ -227,6 +259,22 @@ def read_preferences(path_or_id: str, source: str, fields: Optional[Mapping[str,
         rows.append(number)
     report.kept = len(records)
     return records, rows, report
+
+
+def read_preferences(path_or_id: str, source: str, fields: Optional[Mapping[str, Optional[str]]] = None,
+                     on_bad_row: str = "error", split: str = "train",
+                     max_rows: Optional[int] = None) -> Tuple[List[Preference], List[int], ReadReport]:
+    """Preference records of a file or hub dataset in format `source`; see read_records."""
+    parse_format = PREFERENCE_FORMATS.get(source)
+    fields = {**DEFAULT_FIELDS, **(fields or {})}
+
+    def parse(row: Mapping[str, Any]) -> Preference:
+        record = parse_format(row, fields)
+        if record.chosen == record.rejected:
+            raise RowProblem("rejected", "identical to chosen (no preference to learn)", "identical_pair")
+        return record
+
+    return read_records(path_or_id, parse, on_bad_row, split, max_rows)
 
 
 # ------------------------------------------------------------------------------------------------ lengths

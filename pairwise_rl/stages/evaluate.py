@@ -20,8 +20,9 @@ from pairwise_rl.eval.judge import judge_kind, judge_responses, load_judge, summ
 from pairwise_rl.eval.report import print_table
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.stages import STAGES
-from pairwise_rl.stages.common import HF_DIR, run_artifact_stage, with_values
+from pairwise_rl.stages.common import HF_DIR, run_artifact_stage, run_name, with_values
 from pairwise_rl.stages.rm import build_rm
+from pairwise_rl.training import build_trainer, finish_loggers
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ def build_evaluate(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     metrics["prompts"] = float(len({r["prompt"] for r in rows}))
     print_table(f"Independent judge ({cfg.judge.name} -> {judge.mode}): held-out prompts, sampled responses, "
                 "mean ± 95% interval over prompts", table)
+    # The metrics and the judged responses as a run of their own (W&B: job_type=evaluate, a table of responses).
+    trainer = build_trainer(cfg, ctx.dir, stage="evaluate", run_name=run_name(cfg, ctx), val_every=1,
+                            checkpoint_every=1)
+    finish_loggers(trainer, metrics, tables={"evaluate/judged": ctx.dir / "judged.jsonl"},
+                   max_table_rows=cfg.logger.table_rows)
     return metrics
 
 

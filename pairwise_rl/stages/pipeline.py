@@ -1,4 +1,5 @@
-"""stage=pipeline: sft -> rm -> ppo -> evaluate (independent judge) for each configured setup, from one shared SFT policy.
+"""stage=pipeline: sft -> rm -> ppo -> evaluate (independent judge) for each configured setup, from one shared
+SFT policy.
 
 Each setup is an (RM mode, PPO variant) pair; the artifact cache makes the setups share the SFT policy (and an RM
 when two setups use the same mode). The run ends with one comparison table and a result.json in the Hydra run
@@ -77,7 +78,10 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
         results[setup["name"]] = {column: metrics[stage].get(key) for column, (stage, key) in SUMMARY.items()}
         paths[setup["name"]] = {stage: str(path) for stage, path in dirs.items()}
     results = {"sft (start)": sft_row(first_metrics), **results}
-    print_table(f"{cfg.experiment_name}: held-out test prompts (seed {cfg.seed})", transpose(results))
+    shown = {name: {column: value for column, value in row.items()
+                    if any(r.get(column) is not None for r in results.values())}  # no all-empty rows (no gold)
+             for name, row in results.items()}
+    print_table(f"{cfg.experiment_name}: held-out test prompts (seed {cfg.seed})", transpose(shown))
     out = Path(cfg.paths.output_dir)
     result = {"experiment": cfg.experiment_name, "seed": cfg.seed, "results": results, "artifacts": paths,
               "config": OmegaConf.to_container(cfg, resolve=True)}

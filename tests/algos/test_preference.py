@@ -42,3 +42,22 @@ def test_log_odds_hand_values_and_saturation():
     assert log_odds(torch.tensor(0.75)).item() == pytest.approx(math.log(3), abs=1e-6)
     assert log_odds(torch.tensor(0.5)).item() == 0.0
     assert torch.isfinite(log_odds(torch.tensor([0.0, 1.0]))).all()
+
+
+def test_soft_bt_loss_hand_values():
+    # d = log 3 -> sigmoid(d) = 0.75. q = 0.75: -(0.75 log 0.75 + 0.25 log 0.25) = 0.562335
+    d = torch.tensor([math.log(3.0)])
+    assert bt_loss(d, torch.zeros(1), target=torch.tensor([0.75])).item() == pytest.approx(0.562335, abs=1e-6)
+    # d = 0: log 2 whatever q; q = 1 equals the hard loss
+    assert bt_loss(torch.zeros(1), torch.zeros(1), target=torch.tensor([0.6])).item() == pytest.approx(math.log(2))
+    hard = bt_loss(torch.tensor([2.0, -1.0]), torch.zeros(2))
+    assert bt_loss(torch.tensor([2.0, -1.0]), torch.zeros(2), target=torch.ones(2)).item() == pytest.approx(hard.item())
+
+
+def test_soft_verdict_loss_hand_values():
+    # softmax([log 3, 0]) = [0.75, 0.25]; q = 0.5 on token 0, 0.5 on token 1: -(0.5 log 0.75 + 0.5 log 0.25) = 0.836988
+    logits = torch.tensor([[math.log(3.0), 0.0]])
+    loss = verdict_loss(logits, torch.tensor([0]), torch.tensor([1]), torch.tensor([0.5]))
+    assert loss.item() == pytest.approx(0.836988, abs=1e-6)
+    q1 = verdict_loss(logits, torch.tensor([0]), torch.tensor([1]), torch.tensor([1.0]))
+    assert q1.item() == pytest.approx(verdict_loss(logits, torch.tensor([0])).item())

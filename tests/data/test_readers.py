@@ -138,3 +138,30 @@ def test_split_by_prompt_keeps_a_prompt_in_one_split_and_is_stable():
     assert all(where[r.prompt] == name for name, rs in splits.items() for r in rs)
     assert split_by_prompt(records, 0.1, 0.2) == splits
     assert len(splits["train"]) > len(splits["test"]) > 0
+
+
+@pytest.mark.parametrize("fmt,value,chosen,label", [
+    ("alpaca_eval", 1.0, "x", None),     # 1 = the first output preferred, hard
+    ("alpaca_eval", 1.3, "x", 0.7),      # P(a) = 2 - 1.3: a soft label
+    ("alpaca_eval", 2.0, "y", None),
+    ("arena", "model_b", "y", None),
+    ("arena", "model_a", "x", None),
+    ("probability", 0.2, "y", 0.8),
+])
+def test_label_formats_map_to_chosen_and_soft_label(tmp_path, fmt, value, chosen, label):
+    fields = {"prompt": "q", "response_a": "x", "response_b": "y", "preference": "w", "preference_format": fmt}
+    path = write_jsonl(tmp_path / "l.jsonl", [{"q": "p", "x": "x", "y": "y", "w": value}])
+    (record,), _, _ = read_preferences(str(path), "jsonl", fields)
+    assert record.chosen == chosen and (record.label == pytest.approx(label) if label else record.label is None)
+
+
+def test_label_format_ties_and_bad_values_are_counted(tmp_path):
+    fields = {"prompt": "q", "response_a": "x", "response_b": "y", "preference": "w", "preference_format": "arena"}
+    rows = [{"q": "p", "x": "x", "y": "y", "w": w} for w in ("tie", "tie (bothbad)", "model_c", 3, "model_a")]
+    records, _, report = read_preferences(str(write_jsonl(tmp_path / "a.jsonl", rows)), "jsonl", fields,
+                                          on_bad_row="skip")
+    assert len(records) == 1 and dict(report.skipped) == {"tie": 2, "out_of_range": 1, "wrong_type": 1}
+    fields["preference_format"] = "alpaca_eval"
+    with pytest.raises(DataError, match=r"a.jsonl, row 1, field 'w': must be in \[1, 2\], got 0.5"):
+        read_preferences(str(write_jsonl(tmp_path / "a.jsonl", [{"q": "p", "x": "x", "y": "y", "w": 0.5}])),
+                         "jsonl", fields)

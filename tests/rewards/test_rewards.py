@@ -121,3 +121,31 @@ def test_saved_reward_models_reload_with_their_settings(mode, policy_dir, tmp_pa
 def test_generative_judge_has_no_absolute_score(policy_dir):
     with pytest.raises(TypeError, match="no absolute score"):
         generative(policy_dir).score(PROMPTS, GOOD)
+
+
+def test_soft_labels_train_as_soft_targets(policy_dir):
+    """A pair labelled 0.7 trains towards P(chosen) = 0.7: the loss is the soft cross-entropy of the model's own
+    outputs, computed here by hand from its scores / verdict logits."""
+    import math
+
+    bt = BTReward.from_pretrained(policy_dir, max_prompt_tokens=64, max_response_tokens=24)
+    soft = [Preference(p, g, b, label=0.7) for p, g, b in zip(PROMPTS, GOOD, BAD)]
+    with torch.no_grad():
+        loss, _ = bt.training_loss(soft)
+        r = bt._scores(PROMPTS + PROMPTS, GOOD + BAD).float()
+        d = r[:3] - r[3:]
+        expected = -(0.7 * torch.nn.functional.logsigmoid(d) + 0.3 * torch.nn.functional.logsigmoid(-d)).mean()
+        assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
+        hard, _ = bt.training_loss([Preference(p, g, b) for p, g, b in zip(PROMPTS, GOOD, BAD)])
+        assert hard.item() == pytest.approx(-torch.nn.functional.logsigmoid(d).mean().item(), abs=1e-5)
+
+    judge = generative(policy_dir)
+    with torch.no_grad():
+        loss, _ = judge.training_loss(soft[:1])  # both orders: (good, bad) -> A with 0.7; (bad, good) -> B with 0.7
+        from pairwise_rl.models.heads import lm_head_logits
+        hidden = judge._verdict_hidden([PROMPTS[0]] * 2, [GOOD[0], BAD[0]], [BAD[0], GOOD[0]])
+        log_p = lm_head_logits(judge.model, hidden).float().log_softmax(-1)
+        a, b = judge.verdict_ids
+        expected = -(0.7 * log_p[0, a] + 0.3 * log_p[0, b] + 0.7 * log_p[1, b] + 0.3 * log_p[1, a]) / 2
+        assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
+        assert math.isfinite(loss.item())
