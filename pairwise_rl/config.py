@@ -421,7 +421,8 @@ def validate(cfg: DictConfig) -> None:
                "directory, a saved RM directory, an HF directory or a hub id")
         _check(cfg.data.task == "preferences", "data", "stage=rm_eval reads a preference file: data=hh_rlhf | "
                "ultrafeedback | jsonl with data.path=...")
-    _validate_judge(cfg)
+    if cfg.stage in JUDGED_STAGES:
+        _validate_judge(cfg)
 
     _one_of(cfg, "ppo.variant", ["standard", "pairwise"])
     _one_of(cfg, "ppo.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
@@ -459,6 +460,9 @@ def validate(cfg: DictConfig) -> None:
     _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
 
 
+JUDGED_STAGES = ("pipeline", "evaluate", "judge")  # the stages that build or use the evaluation judge
+
+
 def _validate_judge(cfg: DictConfig) -> None:
     """The evaluation judge: the task's gold, a gold_rm trained on pairs the proxy RMs never see, or any RM."""
     from pairwise_rl.rewards import RM_MODES
@@ -472,7 +476,8 @@ def _validate_judge(cfg: DictConfig) -> None:
         _check(cfg.data.task != "digits", "judge.name", "judge.name=gold_rm trains on the reserved share of a "
                "preference dataset's pairs (data.judge_fraction); digits has its gold judge (judge.name=gold)")
         _check(cfg.data.judge_fraction > 0, "data.judge_fraction",
-               "judge.name=gold_rm needs pairs the proxy RMs never see: set data.judge_fraction > 0")
+               "judge.name=gold_rm (the default on preference data) needs pairs the proxy RMs never see: set "
+               "data.judge_fraction > 0 (e.g. 0.5), or judge.name=<path of a trained RM>")
         _one_of(cfg, "judge.mode", [m for m in RM_MODES.names() if m != "gold"])
         _positive(cfg, "judge.max_steps", "judge.batch_size")
         _check(cfg.judge.seed >= 0, "judge.seed", f"must be >= 0, got {cfg.judge.seed}")

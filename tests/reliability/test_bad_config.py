@@ -39,6 +39,9 @@ def no_model_loads(monkeypatch):
     (["stage=pipeline", "data=hh_rlhf", "data.task=digits"], "data.task"),
     (["stage=sft", "data.task=preferences"], "data.task"),
     (["stage=ppo", "data=hh_rlhf", "data.num_val_prompts=0"], "data.num_val_prompts"),
+    (["stage=pipeline", "data=hh_rlhf"], "data.judge_fraction"),  # gold_rm needs pairs the proxies never see
+    (["stage=pipeline", "data=hh_rlhf", "judge.name=gold"], "judge.name"),
+    (["stage=pipeline", "data=hh_rlhf", "data.judge_fraction=0.5", "judge.mode=gold"], "judge.mode"),
     (["stage=ppo", "data=hh_rlhf", "data.val_fraction=0"], "data.test_fraction"),
     (["stage=rm", "data=jsonl"], "data.path"),
     (["stage=rm", "data=hh_rlhf", "data.on_bad_row=ignore"], "data.on_bad_row"),
