@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Dict
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from pairwise_rl.data.encoding import truncate_texts
-from pairwise_rl.data.readers import apply_length_policy, read_preferences
 from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import write_json
 from pairwise_rl.eval.judge import load_rm
@@ -30,6 +28,7 @@ from pairwise_rl.eval.preference import judge_pairs, orient_pairs, write_judged_
 from pairwise_rl.eval.report import print_table
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.rm import TABLE_METRICS
+from pairwise_rl.tasks.preferences import read_dataset
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +40,7 @@ def rm_eval_command(cfg: DictConfig) -> Dict[str, float]:
     if judge.model is not None:
         judge.model.to(compute_device(cfg.trainer))
     tokenizer = judge.tokenizer
-    records, rows, report = read_preferences(d.path, d.source, OmegaConf.to_container(d.fields), d.on_bad_row,
-                                             d.split, d.max_rows)
-    records = apply_length_policy(
-        records, rows, lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
-        lambda text, limit, keep: truncate_texts(tokenizer, [text], limit, keep)[0],
-        d.max_prompt_tokens, d.max_response_tokens, d.overlong, report)
+    records, report = read_dataset(d, tokenizer)  # the RM's own tokenizer sets the truncation
     if not records:
         raise ValueError(f"data.path={d.path}: no readable pairs ({report.rows} rows, skipped {dict(report.skipped)})")
     pairs = orient_pairs(records, seed=0)

@@ -14,11 +14,11 @@ There is no gold judge: a policy is judged by the independent judge named in `ev
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from pairwise_rl.data.encoding import truncate_texts
+from pairwise_rl.data.encoding import truncate_text
 from pairwise_rl.data.prompts import read_prompts
 from pairwise_rl.data.readers import (ReadReport, apply_length_policy, read_preferences, split_by_prompt,
                                      split_of_prompt, unit_hash)
@@ -28,6 +28,19 @@ from pairwise_rl.tasks.base import TASKS, Task, first_per_prompt
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+
+
+def read_dataset(data: DictConfig, tokenizer) -> Tuple[List[Preference], ReadReport]:
+    """Every readable pair of data.path, over-long fields handled by data.overlong with `tokenizer`'s counts."""
+    records, rows, report = read_preferences(data.path, data.source, OmegaConf.to_container(data.fields),
+                                             data.on_bad_row, data.split, data.max_rows)
+    records = apply_length_policy(records, rows,
+                                  lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+                                  lambda text, limit, keep: truncate_text(tokenizer, text, limit, keep),
+                                  data.max_prompt_tokens, data.max_response_tokens, data.overlong, report)
+    log.info("read %s: %d rows, %d kept, skipped %s, truncated %s", data.path, report.rows, report.kept,
+             dict(report.skipped), dict(report.truncated))
+    return records, report
 
 
 @TASKS.register("preferences")
@@ -50,23 +63,12 @@ class PreferenceTask(Task):
             self._tokenizer = init_tokenizer(self.cfg.model)
         return self._tokenizer
 
-    def _count(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def _cut(self, text: str, limit: int, keep: str) -> str:
-        return truncate_texts(self.tokenizer, [text], limit, keep)[0]
-
     def splits(self) -> Dict[str, List[Preference]]:
         """All readable pairs, split by prompt (uncapped)."""
         if self._splits is None:
-            d = self.data
-            records, rows, report = read_preferences(d.path, d.source, OmegaConf.to_container(d.fields),
-                                                     d.on_bad_row, d.split, d.max_rows)
-            records = apply_length_policy(records, rows, self._count, self._cut, d.max_prompt_tokens,
-                                          d.max_response_tokens, d.overlong, report)
-            log.info("read %s: %d rows, %d kept, skipped %s, truncated %s", d.path, report.rows, report.kept,
-                     dict(report.skipped), dict(report.truncated))
-            self._splits, self._report = split_by_prompt(records, d.val_fraction, d.test_fraction), report
+            records, report = read_dataset(self.data, self.tokenizer)
+            self._splits = split_by_prompt(records, self.data.val_fraction, self.data.test_fraction)
+            self._report = report
         return self._splits
 
     # ---------------------------------------------------------------------------------------------- roles
