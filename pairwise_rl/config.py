@@ -469,6 +469,12 @@ def _validate_judge(cfg: DictConfig) -> None:
     from pairwise_rl.eval.judge import judge_kind
 
     kind = judge_kind(cfg)
+    if cfg.stage == "evaluate":
+        _check(kind != "none", "judge.name", "stage=evaluate needs a judge; judge.name=none only skips it in the "
+               "pipeline")
+    if cfg.stage == "judge":
+        _check(kind == "gold_rm", "judge.name", f"stage=judge trains the gold_rm judge, but judge.name="
+               f"{cfg.judge.name} resolves to {kind}")
     if kind == "gold":
         _check(cfg.data.task == "digits", "judge.name", "judge.name=gold needs a task with a gold judge (digits); "
                "use gold_rm (trained on held-apart pairs) or the path of a trained RM")

@@ -15,6 +15,7 @@ from typing import Dict, List
 from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl.eval.io import write_json
+from pairwise_rl.eval.judge import judge_kind
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.pipeline import ensure, stage_metrics
 from pairwise_rl.stages import STAGES
@@ -60,7 +61,7 @@ def sft_row(metrics: Dict[str, Dict[str, float]]) -> Dict[str, float]:
     """The shared starting policy, as the PPO and evaluate stages measured it (KL to itself is 0)."""
     row = {column: (0.0 if key == "kl_sampled" else metrics["ppo"].get(f"sft/{key}"))
            for column, (stage, key) in SUMMARY.items() if stage == "ppo" and key != "reward_sampled"}
-    row.update({column: metrics["evaluate"].get("sft/" + key.split("/", 1)[1])
+    row.update({column: metrics.get("evaluate", {}).get("sft/" + key.split("/", 1)[1])
                 for column, (stage, key) in SUMMARY.items() if stage == "evaluate"})
     return row
 
@@ -72,10 +73,11 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     first_metrics: Dict[str, Dict[str, float]] = {}
     for setup in setups(cfg):
         setup_cfg = for_setup(cfg, setup)
-        dirs = {stage: ensure(setup_cfg, stage) for stage in STAGE_ORDER}
+        stages = STAGE_ORDER if judge_kind(cfg) != "none" else STAGE_ORDER[:-1]  # judge.name=none: no evaluate
+        dirs = {stage: ensure(setup_cfg, stage) for stage in stages}
         metrics = {stage: stage_metrics(path) for stage, path in dirs.items()}
         first_metrics = first_metrics or metrics
-        results[setup["name"]] = {column: metrics[stage].get(key) for column, (stage, key) in SUMMARY.items()}
+        results[setup["name"]] = {column: metrics.get(stage, {}).get(key) for column, (stage, key) in SUMMARY.items()}
         paths[setup["name"]] = {stage: str(path) for stage, path in dirs.items()}
     results = {"sft (start)": sft_row(first_metrics), **results}
     shown = {name: {column: value for column, value in row.items()

@@ -45,6 +45,12 @@ def test_digits_pipeline_is_judged_by_gold_against_sft_and_reference(make_debug_
     assert results["sft (start)"]["judge: win vs SFT"] == 0.5  # the SFT policy against itself: all ties
 
 
+def test_judge_none_skips_evaluation_in_the_pipeline(make_debug_cfg):
+    results = run(make_debug_cfg("stage=pipeline", "judge.name=none"))
+    (row,) = [v for k, v in results.items() if k != "sft (start)"]
+    assert row["gold (sampled)"] is not None and row["judge: win vs SFT"] is None
+
+
 @pytest.fixture(scope="module")
 def hh_file(tmp_path_factory) -> Path:
     return write_hh_fixture(tmp_path_factory.mktemp("hh_judge") / "hh.jsonl", rows=120)

@@ -41,6 +41,8 @@ def no_model_loads(monkeypatch):
     (["stage=ppo", "data=hh_rlhf", "data.num_val_prompts=0"], "data.num_val_prompts"),
     (["stage=pipeline", "data=hh_rlhf"], "data.judge_fraction"),  # gold_rm needs pairs the proxies never see
     (["stage=pipeline", "data=hh_rlhf", "judge.name=gold"], "judge.name"),
+    (["stage=evaluate", "judge.name=none"], "judge.name"),
+    (["stage=judge"], "judge.name"),  # digits: auto is the gold judge, nothing to train
     (["stage=pipeline", "data=hh_rlhf", "data.judge_fraction=0.5", "judge.mode=gold"], "judge.mode"),
     (["stage=ppo", "data=hh_rlhf", "data.val_fraction=0"], "data.test_fraction"),
     (["stage=rm", "data=jsonl"], "data.path"),
