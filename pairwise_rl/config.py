@@ -231,6 +231,14 @@ class PathsConfig:
     root_dir: str = MISSING
     output_dir: str = MISSING
     cache_dir: str = MISSING
+    cache_policy: str = "code"
+
+
+@dataclass
+class CacheConfig:
+    clean: List[str] = field(default_factory=list)
+    max_age_days: float = 30.0
+    dry_run: bool = False
 
 
 # ------------------------------------------------------------------------------------------------- pipeline
@@ -250,6 +258,7 @@ class PipelineConfig:
 @dataclass
 class CompareConfig:
     dir: Optional[str] = None
+    allow_mixed_code: bool = False
 
 
 # ----------------------------------------------------------------------------------------------------- eval
@@ -289,6 +298,7 @@ class Config:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 def register_configs() -> None:
@@ -327,7 +337,9 @@ def validate(cfg: DictConfig) -> None:
     """Reject out-of-range values and impossible combinations before anything heavy happens."""
     # Imported here: the registries live beside the code they select, and importing them loads no model.
     from pairwise_rl.algos.kl import KL_ESTIMATORS
+    from pairwise_rl.cache import CLEAN_RULES
     from pairwise_rl.models.factory import TINY_ARCHS
+    from pairwise_rl.pipeline import CACHE_POLICIES
     from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.stages import STAGES
     from pairwise_rl.tasks.base import task_names
@@ -456,6 +468,10 @@ def validate(cfg: DictConfig) -> None:
             _one_of(cfg, f"pipeline.setups.{i}.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
     if cfg.stage == "compare":
         _check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
+    _one_of(cfg, "paths.cache_policy", CACHE_POLICIES.names())
+    for rule in cfg.cache.clean:
+        _check(rule in CLEAN_RULES, "cache.clean", f"unknown rule {rule!r}; choose from {CLEAN_RULES.names()}")
+    _positive(cfg, "cache.max_age_days")
     names = [setup.name for setup in cfg.pipeline.setups]
     _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
 

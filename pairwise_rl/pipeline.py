@@ -8,6 +8,11 @@ An artifact is served only once its COMPLETE marker exists (written atomically, 
 an interrupted run, which the stage resumes from its checkpoints. A file lock keeps parallel sweep jobs from
 building the same artifact twice.
 
+Every artifact records the code that built it (`pairwise_rl.provenance`: source hash, package version, git commit,
+pinned library versions) in COMPLETE.json and config.yaml. `paths.cache_policy` says what happens when the code has
+changed since: `code` puts the code version into every key, so changed code rebuilds; `config` serves the old
+artifact with a warning naming both versions; `strict` refuses it.
+
 In a multi-process run (trainer=ddp | fsdp) every rank builds the artifact together: rank 0 takes the lock,
 decides whether the artifact is cached and tells the others, and writes the marker once all ranks are done.
 """
@@ -18,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -27,13 +33,15 @@ from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig, OmegaConf
 
-from pairwise_rl import distributed
+from pairwise_rl import distributed, provenance
 from pairwise_rl.eval.io import read_json, write_json
 from pairwise_rl.registry import Registry
 
 log = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE.json"
+NEEDS = "needs.json"  # written when a build starts: what a partial artifact reads, so `stage=cache` spares it
+LOCK = ".lock"
 ARTIFACT_FORMAT = 5  # bump when a stage's output layout or semantics change, to invalidate old caches
 
 
@@ -91,6 +99,22 @@ def artifact_stage(name: str, needs: Names, keys: Names,
     return decorator
 
 
+class StaleArtifactError(RuntimeError):
+    """paths.cache_policy=strict met an artifact built by other code."""
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    keyed_by_code: bool      # the code version is part of every artifact key: changed code builds new artifacts
+    refuse_other_code: bool  # an artifact built by other code is an error rather than a warning
+
+
+CACHE_POLICIES: Registry[CachePolicy] = Registry("cache policy")
+CACHE_POLICIES.register("code")(CachePolicy(keyed_by_code=True, refuse_other_code=False))
+CACHE_POLICIES.register("config")(CachePolicy(keyed_by_code=False, refuse_other_code=False))
+CACHE_POLICIES.register("strict")(CachePolicy(keyed_by_code=False, refuse_other_code=True))
+
+
 def _spec(name: str) -> ArtifactStage:
     import pairwise_rl.stages  # noqa: F401 -- importing the stage modules registers them (lazy: they import us)
 
@@ -111,6 +135,8 @@ def stage_key(cfg: DictConfig, name: str) -> str:
         "config": {key: _section(cfg, key) for key in spec.keys_for(cfg)},
         "needs": {dep: stage_key(cfg, dep) for dep in spec.needs_for(cfg)},
     }
+    if CACHE_POLICIES.get(cfg.paths.cache_policy).keyed_by_code:
+        payload["code"] = provenance.current()["code_version"]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -122,10 +148,48 @@ def is_complete(path: Path) -> bool:
     return (Path(path) / COMPLETE).exists()
 
 
+def built_by(path: Path) -> Optional[dict]:
+    """The provenance record of a complete artifact (None: built before provenance was recorded)."""
+    return read_json(Path(path) / COMPLETE).get("built_by")
+
+
+def check_code(cfg: DictConfig, name: str, path: Path) -> None:
+    """Apply paths.cache_policy to a complete artifact about to be served."""
+    recorded, now = built_by(path), provenance.current()
+    if provenance.code_version(recorded) == now["code_version"]:
+        return
+    policy = cfg.paths.cache_policy
+    message = (f"[{name}] {path} was built by code {provenance.label(recorded)}, this is code "
+               f"{provenance.label(now)}; changed: {', '.join(provenance.differences(recorded, now))}")
+    if CACHE_POLICIES.get(policy).refuse_other_code:
+        raise StaleArtifactError(f"paths.cache_policy={policy}: {message}. Rebuild it with paths.cache_policy=code, "
+                                 "or serve it anyway with paths.cache_policy=config")
+    log.warning("%s. Serving it (paths.cache_policy=%s); paths.cache_policy=code would rebuild it", message, policy)
+
+
+def _started_by(path: Path) -> Optional[dict]:
+    """The record of the code that started an interrupted build of `path` (its config.yaml), if there was one."""
+    saved = Path(path) / "config.yaml"
+    if not saved.exists():
+        return None
+    record = OmegaConf.load(saved).get("built_by")
+    return OmegaConf.to_container(record) if record is not None else {}
+
+
+def _serve(cfg: DictConfig, name: str, path: Path) -> Path:
+    check_code(cfg, name, path)
+    if distributed.is_main():
+        try:  # the marker's mtime is the artifact's last use: what `stage=cache` ages by
+            os.utime(path / COMPLETE)
+        except OSError:  # a read-only shared cache is still servable
+            pass
+    return path
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "w") as handle:
+    with open(path / LOCK, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -141,15 +205,23 @@ def ensure(cfg: DictConfig, name: str) -> Path:
     out = artifact_dir(cfg, name)
     if distributed.broadcast(is_complete(out)):
         log.info("[%s] cached: %s", name, out)
-        return out
+        return _serve(cfg, name, out)
     with _locked(out) if distributed.is_main() else nullcontext():
         # Only rank 0 holds the lock; its answer (after waiting for another job) is everyone's answer.
         if distributed.broadcast(is_complete(out)):
-            return out
+            return _serve(cfg, name, out)
         log.info("[%s] building %s", name, out)
+        record = provenance.current()
+        started_by = _started_by(out)
+        if started_by is not None and provenance.code_version(started_by) != record["code_version"]:
+            log.warning("[%s] resuming %s, which code %s started; this is code %s", name, out,
+                        provenance.label(started_by), provenance.label(record))
         if distributed.is_main():
             out.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+            write_json(out / NEEDS, {k: str(v) for k, v in needs.items()})
+            saved = OmegaConf.to_container(cfg, resolve=True)
+            saved["built_by"] = record  # beside the config, so the file alone says what produced the artifact
+            OmegaConf.save(OmegaConf.create(saved), out / "config.yaml")
         started = time.time()
         # Fresh heads (a BT RM's score layer) draw from the global RNGs: seed them so a stage is a function of
         # its config, which exact resume and cross-run determinism both rely on.
@@ -159,6 +231,8 @@ def ensure(cfg: DictConfig, name: str) -> Path:
         distributed.barrier()  # every rank's share of the stage is done before it is marked complete
         if distributed.is_main():
             write_json(out / COMPLETE, {"stage": name, "seconds": round(time.time() - started, 1),
+                                        "finished_at": time.time(), "built_by": record,
+                                        "started_by": started_by or record,  # differs after a resume across code
                                         "phases": ctx.phases, "world_size": distributed.world_size(),
                                         "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})
     distributed.barrier()  # the others read the artifact only once the marker is there

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import Callback, RichProgressBar, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from pairwise_rl import provenance
 from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES, requested_world_size
 from pairwise_rl.eval.io import read_jsonl
 
@@ -79,7 +80,8 @@ def latest_checkpoint(stage_dir: Path) -> Optional[str]:
 
 
 def flat_config(cfg: DictConfig) -> Dict[str, Any]:
-    """The resolved config as {'ppo.kl.coef': 0.05, ...} so a dashboard can group and filter by any key."""
+    """The resolved config as {'ppo.kl.coef': 0.05, ...} so a dashboard can group and filter by any key, plus
+    what built the run ({'built_by.code_version': ..., 'built_by.git.commit': ..., 'built_by.packages.torch': ...})."""
     flat: Dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -89,7 +91,7 @@ def flat_config(cfg: DictConfig) -> Dict[str, Any]:
         else:
             flat[prefix] = node
 
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    walk({**OmegaConf.to_container(cfg, resolve=True), "built_by": provenance.current()}, "")
     return flat
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Callable, List
 
@@ -61,3 +62,24 @@ def make_debug_cfg(tmp_path: Path, debug_cache: Path) -> Callable[..., DictConfi
         return cfg
 
     return factory
+
+
+@pytest.fixture
+def real_cache(make_debug_cfg, tmp_path):
+    """A copy of a real pairwise_vs_bt debug pipeline's artifacts (copy2 keeps the mtimes) and its result.json."""
+    from pairwise_rl.cli import run
+    from pairwise_rl.eval.io import read_json
+    from pairwise_rl.pipeline import COMPLETE
+
+    cfg = make_debug_cfg("experiment=pairwise_vs_bt")
+    run(cfg)
+    result = read_json(Path(cfg.paths.output_dir) / "result.json")
+    used = {Path(p).name for setup in result["artifacts"].values() for p in setup.values()}
+    copy = tmp_path / "cache"
+    copy.mkdir()
+    for name in used | {Path(p).name for n in used for p in read_json(Path(cfg.paths.cache_dir) / n / COMPLETE)[
+            "needs"].values()}:
+        shutil.copytree(Path(cfg.paths.cache_dir) / name, copy / name)
+    artifacts = {setup: {stage: Path(p).name for stage, p in paths.items()}
+                 for setup, paths in result["artifacts"].items()}
+    return copy, artifacts

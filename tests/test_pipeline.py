@@ -1,8 +1,17 @@
-"""The artifact cache: keys depend only on what determines a stage; complete artifacts are reused."""
+"""The artifact cache: keys depend only on what determines a stage; complete artifacts are reused; each records the
+code that built it and paths.cache_policy decides what an artifact of other code is worth."""
 
-from omegaconf import DictConfig
+import json
+import logging
+import shutil
+from pathlib import Path
 
-from pairwise_rl.pipeline import ARTIFACT_STAGES, COMPLETE, ArtifactStage, ensure, stage_key
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+from pairwise_rl import provenance
+from pairwise_rl.eval.io import read_json
+from pairwise_rl.pipeline import ARTIFACT_STAGES, COMPLETE, ArtifactStage, StaleArtifactError, ensure, stage_key
 
 
 def test_keys_depend_on_determining_sections_only(make_cfg):
@@ -53,3 +62,92 @@ def test_run_tags_carry_the_ablation_axes(make_cfg):
     cfg = make_cfg("rm=generative", "ppo=pairwise", "ppo.anchor=best_of_n", "seed=3", "logger.tags=[mine]")
     assert run_tags(cfg, "ppo") == ["mine", "stage=ppo", "rm=generative", "seed=3", "ppo=pairwise", "anchor=best_of_n"]
     assert run_tags(cfg, "sft") == ["mine", "stage=sft", "rm=generative", "seed=3"]
+
+
+# --------------------------------------------------------------------------------------- provenance policies
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """The running code, as far as provenance can tell, is a copy of the package; edit() changes one of its files."""
+    copy = tmp_path / "code" / "pairwise_rl"
+    shutil.copytree(Path(provenance.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE_ROOT", copy)
+
+    def edit() -> None:
+        loss = copy / "algos" / "ppo.py"
+        loss.write_text(loss.read_text().replace("def ", "def  ", 1))  # a real edit of the PPO loss module
+        provenance.describe.cache_clear()
+
+    yield edit
+    provenance.describe.cache_clear()
+
+
+@pytest.fixture
+def counted_sft(monkeypatch):
+    builds = []
+
+    def fake_run(cfg, ctx):
+        builds.append(ctx.dir)
+        return {"value": 1.0}
+
+    monkeypatch.setitem(ARTIFACT_STAGES._items, "sft", ArtifactStage("sft", (), ("sft",), fake_run))
+    return builds
+
+
+def test_every_artifact_records_the_code_that_built_it(make_cfg, package_copy, counted_sft):
+    out = ensure(make_cfg(), "sft")
+    record = read_json(out / COMPLETE)["built_by"]
+    assert record == provenance.current() and record["packages"]["torch"].startswith("2.13.0")
+    saved = OmegaConf.load(out / "config.yaml")
+    assert saved.built_by.code_version == record["code_version"] and saved.sft.lr == make_cfg().sft.lr
+
+
+def test_cache_policy_code_rebuilds_after_an_edit(make_cfg, package_copy, counted_sft):
+    cfg = make_cfg("paths.cache_policy=code")
+    first = ensure(cfg, "sft")
+    assert ensure(cfg, "sft") == first and len(counted_sft) == 1
+    package_copy()
+    second = ensure(cfg, "sft")
+    assert second != first and len(counted_sft) == 2  # a new artifact; the old one stays for `stage=cache`
+    assert read_json(second / COMPLETE)["built_by"]["code_version"] != read_json(first / COMPLETE)["built_by"][
+        "code_version"]
+
+
+def test_cache_policy_config_serves_the_old_artifact_and_names_both_versions(make_cfg, package_copy, counted_sft,
+                                                                            caplog):
+    cfg = make_cfg("paths.cache_policy=config")
+    first = ensure(cfg, "sft")
+    old = provenance.current()["code_version"]
+    package_copy()
+    with caplog.at_level(logging.WARNING, logger="pairwise_rl.pipeline"):
+        assert ensure(cfg, "sft") == first and len(counted_sft) == 1
+    warning = caplog.text
+    assert str(first) in warning and old in warning and provenance.current()["code_version"] in warning
+    assert "package source" in warning
+
+
+def test_cache_policy_strict_refuses_an_artifact_of_other_code(make_cfg, package_copy, counted_sft):
+    cfg = make_cfg("paths.cache_policy=strict")
+    first = ensure(cfg, "sft")
+    assert ensure(cfg, "sft") == first  # same code: served
+    package_copy()
+    with pytest.raises(StaleArtifactError, match="paths.cache_policy=strict") as error:
+        ensure(cfg, "sft")
+    assert str(first) in str(error.value) and "paths.cache_policy=code" in str(error.value)
+    assert len(counted_sft) == 1
+
+
+def test_an_artifact_from_before_provenance_counts_as_other_code(make_cfg, counted_sft):
+    out = ensure(make_cfg("paths.cache_policy=strict"), "sft")
+    marker = read_json(out / COMPLETE)
+    del marker["built_by"]
+    (out / COMPLETE).write_text(json.dumps(marker))
+    with pytest.raises(StaleArtifactError, match="unrecorded"):
+        ensure(make_cfg("paths.cache_policy=strict"), "sft")
+
+
+def test_wandb_config_carries_the_provenance(make_cfg):
+    from pairwise_rl.training import flat_config
+
+    flat = flat_config(make_cfg())
+    assert flat["built_by.code_version"] == provenance.current()["code_version"]
+    assert flat["built_by.packages.transformers"] == "5.23.0" and flat["paths.cache_policy"] == "code"

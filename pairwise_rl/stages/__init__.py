@@ -11,4 +11,4 @@ from pairwise_rl.registry import Registry
 STAGES: Registry[Callable[[DictConfig], object]] = Registry("stage")
 
 # Importing the stage modules registers them.
-from pairwise_rl.stages import compare, evaluate, fetch_model, pairs, pipeline, ppo, rm, rm_eval, sft  # noqa: E402,F401
+from pairwise_rl.stages import cache, compare, evaluate, fetch_model, pairs, pipeline, ppo, rm, rm_eval, sft  # noqa: E402,F401

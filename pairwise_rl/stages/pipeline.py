@@ -17,7 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from pairwise_rl.eval.io import write_json
 from pairwise_rl.eval.judge import judge_kind
 from pairwise_rl.eval.report import print_table, transpose
-from pairwise_rl.pipeline import ensure, stage_metrics
+from pairwise_rl import provenance
+from pairwise_rl.pipeline import built_by, ensure, stage_metrics
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.common import with_values
 from pairwise_rl.stages.compare import write_plots
@@ -84,8 +85,16 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
                     if any(r.get(column) is not None for r in results.values())}  # no all-empty rows (no gold)
              for name, row in results.items()}
     print_table(f"{cfg.experiment_name}: held-out test prompts (seed {cfg.seed})", transpose(shown))
+    codes = {name: {stage: provenance.code_version(built_by(Path(p))) for stage, p in dirs.items()}
+             for name, dirs in paths.items()}
+    mixed = sorted({v for stages in codes.values() for v in stages.values()} - {provenance.current()["code_version"]})
+    if mixed:
+        log.warning("this table mixes code versions: artifacts built by %s, this is %s (paths.cache_policy=%s); "
+                    "stage=compare refuses it unless compare.allow_mixed_code=true", ", ".join(mixed),
+                    provenance.label(provenance.current()), cfg.paths.cache_policy)
     out = Path(cfg.paths.output_dir)
     result = {"experiment": cfg.experiment_name, "seed": cfg.seed, "results": results, "artifacts": paths,
+              "code_versions": codes, "built_by": provenance.current(),
               "config": OmegaConf.to_container(cfg, resolve=True)}
     write_json(out / "result.json", result)
     plots = write_plots([result], out)

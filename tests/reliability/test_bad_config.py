@@ -38,6 +38,9 @@ def no_model_loads(monkeypatch):
     (["stage=ppo", "data=hh_rlhf", "ppo.anchor=reference", "data.rl_prompts.path=p.jsonl"], "ppo.anchor"),
     (["stage=pipeline", "data=hh_rlhf", "data.task=digits"], "data.task"),
     (["stage=sft", "data.task=preferences"], "data.task"),
+    (["paths.cache_policy=sometimes"], "paths.cache_policy"),
+    (["stage=cache", "cache.clean=[partial,everything]"], "cache.clean"),
+    (["stage=cache", "cache.max_age_days=0"], "cache.max_age_days"),
     (["stage=ppo", "data=hh_rlhf", "data.num_val_prompts=0"], "data.num_val_prompts"),
     (["stage=pipeline", "data=hh_rlhf"], "data.judge_fraction"),  # gold_rm needs pairs the proxies never see
     (["stage=pipeline", "data=hh_rlhf", "judge.name=gold"], "judge.name"),

@@ -1,10 +1,14 @@
 """stage=compare over a real (debug-size) two-seed run of pairwise_vs_bt."""
 
 import csv
+import json
 
+import pytest
 from omegaconf import open_dict
 
+from pairwise_rl import provenance
 from pairwise_rl.cli import run
+from pairwise_rl.stages.compare import MixedCodeError
 
 
 def test_compare_aggregates_seeds_into_tables_and_plots(make_debug_cfg, tmp_path):
@@ -25,3 +29,31 @@ def test_compare_aggregates_seeds_into_tables_and_plots(make_debug_cfg, tmp_path
     assert "±" in (sweep / "compare.md").read_text()
     for plot in ("gold_vs_step.png", "gold_vs_kl.png", "rm_reliability.png"):
         assert (sweep / plot).stat().st_size > 1000
+
+
+def test_compare_refuses_runs_built_by_different_code_unless_allowed(make_debug_cfg, tmp_path):
+    sweep = tmp_path / "multirun"
+    for seed in (0, 1):
+        cfg = make_debug_cfg("experiment=pairwise_vs_bt", f"seed={seed}")
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(sweep / str(seed))
+        run(cfg)
+    stale = sweep / "1" / "result.json"
+    result = json.loads(stale.read_text())
+    assert {v for stages in result["code_versions"].values() for v in stages.values()} == {
+        provenance.current()["code_version"]}
+    result["code_versions"]["pairwise_rl"]["ppo"] = "0" * 12  # as if seed 1's pairwise PPO came from other code
+    stale.write_text(json.dumps(result))
+
+    with pytest.raises(MixedCodeError, match="2 code versions") as error:
+        run(make_debug_cfg("stage=compare", f"compare.dir={sweep}"))
+    assert str(stale) in str(error.value) and "compare.allow_mixed_code=true" in str(error.value)
+
+    summary = run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.allow_mixed_code=true"))
+    assert summary["pairwise_rl"]["gold (sampled)"]["n"] == 2
+    table = (sweep / "compare.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| code version"))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    setups = list(summary)
+    assert cells[setups.index("traditional")] == provenance.current()["code_version"]
+    assert cells[setups.index("pairwise_rl")].startswith("MIXED: ") and "0" * 12 in cells[setups.index("pairwise_rl")]
