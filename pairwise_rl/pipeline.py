@@ -153,6 +153,9 @@ def built_by(path: Path) -> Optional[dict]:
     return read_json(Path(path) / COMPLETE).get("built_by")
 
 
+_WARNED: set = set()  # artifacts of other code this process has already warned about
+
+
 def check_code(cfg: DictConfig, name: str, path: Path) -> None:
     """Apply paths.cache_policy to a complete artifact about to be served."""
     recorded, now = built_by(path), provenance.current()
@@ -164,7 +167,9 @@ def check_code(cfg: DictConfig, name: str, path: Path) -> None:
     if CACHE_POLICIES.get(policy).refuse_other_code:
         raise StaleArtifactError(f"paths.cache_policy={policy}: {message}. Rebuild it with paths.cache_policy=code, "
                                  "or serve it anyway with paths.cache_policy=config")
-    log.warning("%s. Serving it (paths.cache_policy=%s); paths.cache_policy=code would rebuild it", message, policy)
+    if str(path) not in _WARNED:  # a stage's needs are ensured again by every stage after it: say it once
+        _WARNED.add(str(path))
+        log.warning("%s. Serving it (paths.cache_policy=%s); paths.cache_policy=code would rebuild it", message, policy)
 
 
 def _started_by(path: Path) -> Optional[dict]:
