@@ -1,4 +1,4 @@
-"""The cache index on real (debug-size) artifacts: what needs what, and cleaning never removes a needed or locked one."""
+"""The cache index on real (debug-size) artifacts: what needs what; clean never removes a needed or locked one."""
 
 import fcntl
 import json
