@@ -169,7 +169,10 @@ class KLConfig:
 
 @dataclass
 class PPOConfig:
-    variant: str = MISSING
+    reward: str = MISSING
+    advantage: str = "gae"
+    samples_per_prompt: int = 1
+    scale_by_group_std: bool = True
     anchor: str = "sft_greedy"
     center_reward: bool = True
     both_orders: bool = True
@@ -246,8 +249,11 @@ class CacheConfig:
 class SetupConfig:
     name: str = MISSING
     rm: str = MISSING
-    ppo: str = MISSING
-    anchor: Optional[str] = None
+    ppo: Optional[str] = None         # a preset's reward form: standard (scalar) | pairwise (anchor)
+    reward: Optional[str] = None      # ppo.reward for this setup (wins over the preset)
+    advantage: Optional[str] = None   # ppo.advantage for this setup
+    anchor: Optional[str] = None      # ppo.anchor for this setup
+    overrides: Dict[str, Any] = field(default_factory=dict)  # any other key: {ppo.kl.in_reward: false, ...}
 
 
 @dataclass
@@ -307,6 +313,9 @@ def register_configs() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- validation
+_ABSENT = object()  # OmegaConf.select's default for a key that does not exist
+
+
 class ConfigError(ValueError):
     """A config value is out of range or inconsistent; the message names the key."""
 
@@ -336,12 +345,14 @@ def _one_of(cfg: DictConfig, key: str, names: list[str]) -> None:
 def validate(cfg: DictConfig) -> None:
     """Reject out-of-range values and impossible combinations before anything heavy happens."""
     # Imported here: the registries live beside the code they select, and importing them loads no model.
-    from pairwise_rl.algos.kl import KL_ESTIMATORS
+    from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
     from pairwise_rl.cache import CLEAN_RULES
     from pairwise_rl.models.factory import TINY_ARCHS
     from pairwise_rl.pipeline import CACHE_POLICIES
     from pairwise_rl.rewards import RM_MODES
+    from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, PPO_REWARDS
     from pairwise_rl.stages import STAGES
+    from pairwise_rl.stages.pipeline import for_setup
     from pairwise_rl.tasks.base import task_names
     from pairwise_rl.tasks.digits import KINDS
 
@@ -436,7 +447,62 @@ def validate(cfg: DictConfig) -> None:
     if cfg.stage in JUDGED_STAGES:
         _validate_judge(cfg)
 
-    _one_of(cfg, "ppo.variant", ["standard", "pairwise"])
+    _validate_ppo(cfg)
+
+    _one_of(cfg, "trainer.strategy", ["auto", "ddp", "fsdp"])
+    _validate_parallelism(cfg)
+    _one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
+    _one_of(cfg, "trainer.on_nonfinite", ["stop", "skip"])
+    _one_of(cfg, "logger.name", ["wandb", "csv", "none"])
+    _one_of(cfg, "logger.mode", ["auto", "online", "offline", "disabled"])
+    _positive(cfg, "eval.num_prompts", "eval.samples_per_prompt", "eval.batch_size")
+    for i, setup in enumerate(cfg.pipeline.setups):
+        _one_of(cfg, f"pipeline.setups.{i}.rm", RM_MODES.names())
+        if setup.ppo is not None:
+            _one_of(cfg, f"pipeline.setups.{i}.ppo", sorted(PPO_PRESETS))
+        if setup.reward is not None:
+            _one_of(cfg, f"pipeline.setups.{i}.reward", PPO_REWARDS.names())
+        if setup.advantage is not None:
+            _one_of(cfg, f"pipeline.setups.{i}.advantage", ADVANTAGE_ESTIMATORS.names())
+        _check(setup.ppo is not None or setup.reward is not None, f"pipeline.setups.{i}",
+               "name the reward: ppo (a preset: standard | pairwise) or reward (scalar | anchor | group)")
+        for key in setup.overrides:
+            _check(OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT, f"pipeline.setups.{i}.overrides",
+                   f"unknown key {key!r}")
+        try:
+            _validate_ppo(for_setup(cfg, setup))
+        except ConfigError as error:
+            raise ConfigError(f"pipeline.setups.{i} ({setup.name}): {error}") from None
+        if setup.anchor is not None:
+            _one_of(cfg, f"pipeline.setups.{i}.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
+    if cfg.stage == "compare":
+        _check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
+    _one_of(cfg, "paths.cache_policy", CACHE_POLICIES.names())
+    for rule in cfg.cache.clean:
+        _check(rule in CLEAN_RULES, "cache.clean", f"unknown rule {rule!r}; choose from {CLEAN_RULES.names()}")
+    _positive(cfg, "cache.max_age_days")
+    names = [setup.name for setup in cfg.pipeline.setups]
+    _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
+
+
+def _validate_ppo(cfg: DictConfig) -> None:
+    """The PPO section, checked for the configured run and again for every pipeline setup's own config."""
+    from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
+    from pairwise_rl.algos.kl import KL_ESTIMATORS
+    from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
+
+    _one_of(cfg, "ppo.reward", PPO_REWARDS.names())
+    _one_of(cfg, "ppo.advantage", ADVANTAGE_ESTIMATORS.names())
+    _positive(cfg, "ppo.samples_per_prompt")
+    n = cfg.ppo.samples_per_prompt
+    for key, least in (("ppo.reward", PPO_REWARDS.get(cfg.ppo.reward).min_group_size),
+                       ("ppo.advantage", ADVANTAGE_ESTIMATORS.get(cfg.ppo.advantage).min_group_size)):
+        _check(n >= least, key, f"{OmegaConf.select(cfg, key)} compares the samples of a prompt with each other: it "
+               f"needs ppo.samples_per_prompt >= {least}, got {n}")
+    if PPO_REWARDS.get(cfg.ppo.reward).min_group_size > 1:
+        _check(cfg.eval.batch_size % cfg.eval.samples_per_prompt == 0, "eval.batch_size",
+               f"ppo.reward={cfg.ppo.reward} judges each held-out prompt's eval.samples_per_prompt samples as one "
+               f"group: eval.batch_size ({cfg.eval.batch_size}) must be a multiple of it")
     _one_of(cfg, "ppo.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
     _one_of(cfg, "ppo.critic_init", ["rm", "sft"])
     _one_of(cfg, "ppo.rollout_logprobs", ["generation", "forward"])
@@ -453,27 +519,6 @@ def validate(cfg: DictConfig) -> None:
         _check(cfg.ppo.dual_clip > 1.0, "ppo.dual_clip", f"must be > 1, got {cfg.ppo.dual_clip}")
     if cfg.ppo.kl.adaptive:
         _positive(cfg, "ppo.kl.target", "ppo.kl.horizon")
-
-    _one_of(cfg, "trainer.strategy", ["auto", "ddp", "fsdp"])
-    _validate_parallelism(cfg)
-    _one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
-    _one_of(cfg, "trainer.on_nonfinite", ["stop", "skip"])
-    _one_of(cfg, "logger.name", ["wandb", "csv", "none"])
-    _one_of(cfg, "logger.mode", ["auto", "online", "offline", "disabled"])
-    _positive(cfg, "eval.num_prompts", "eval.samples_per_prompt", "eval.batch_size")
-    for i, setup in enumerate(cfg.pipeline.setups):
-        _one_of(cfg, f"pipeline.setups.{i}.rm", RM_MODES.names())
-        _one_of(cfg, f"pipeline.setups.{i}.ppo", ["standard", "pairwise"])
-        if setup.anchor is not None:
-            _one_of(cfg, f"pipeline.setups.{i}.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
-    if cfg.stage == "compare":
-        _check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
-    _one_of(cfg, "paths.cache_policy", CACHE_POLICIES.names())
-    for rule in cfg.cache.clean:
-        _check(rule in CLEAN_RULES, "cache.clean", f"unknown rule {rule!r}; choose from {CLEAN_RULES.names()}")
-    _positive(cfg, "cache.max_age_days")
-    names = [setup.name for setup in cfg.pipeline.setups]
-    _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
 
 
 JUDGED_STAGES = ("pipeline", "evaluate", "judge")  # the stages that build or use the evaluation judge

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pairwise_rl import provenance
 from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES, requested_world_size
 from pairwise_rl.eval.io import read_jsonl
+from pairwise_rl.rewards.ppo_reward import ppo_label
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,8 @@ def run_tags(cfg: DictConfig, stage: str) -> List[str]:
     """The user's tags plus the ablation axes, so the dashboard can filter and group by them."""
     axes = [f"stage={stage}", f"rm={cfg.rm.mode}", f"seed={cfg.seed}"]
     if stage == "ppo":
-        axes += [f"ppo={cfg.ppo.variant}", f"anchor={cfg.ppo.anchor}"]
+        axes += [f"ppo={ppo_label(cfg.ppo.reward, cfg.ppo.advantage)}", f"reward={cfg.ppo.reward}",
+                 f"advantage={cfg.ppo.advantage}", f"n={cfg.ppo.samples_per_prompt}", f"anchor={cfg.ppo.anchor}"]
     return [*cfg.logger.tags, *axes]
 
 

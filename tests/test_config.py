@@ -105,7 +105,11 @@ def test_wrong_type_fails_at_composition_naming_the_key(tmp_path):
     ("data.digits.tau.add=0", "data.digits.tau.add"),
     ("data.digits.corruption_rate=1.5", "data.digits.corruption_rate"),
     ("rm.mode=ranking", "rm.mode"),
-    ("ppo.variant=dpo", "ppo.variant"),
+    ("ppo.reward=dpo", "ppo.reward"),
+    ("ppo.advantage=vtrace", "ppo.advantage"),
+    ("ppo.advantage=grpo", "ppo.advantage"),  # one sample per prompt: no group to normalise over
+    ("ppo.reward=group", "ppo.reward"),
+    ("ppo.samples_per_prompt=0", "ppo.samples_per_prompt"),
     ("ppo.anchor=oracle", "ppo.anchor"),
     ("ppo.kl.estimator=k9", "ppo.kl.estimator"),
     ("ppo.rollout_logprobs=cache", "ppo.rollout_logprobs"),

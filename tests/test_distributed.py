@@ -105,6 +105,23 @@ def test_fsdp_resumes_exactly_from_a_full_state_checkpoint(fsdp_cache, tmp_path)
     assert _complete(cache, "ppo")["metrics"] == _complete(fsdp_cache, "ppo")["metrics"]
 
 
+def test_a_critic_free_group_cell_runs_on_two_sharded_ranks(fsdp_cache, tmp_path):
+    cache = tmp_path / "art"
+    shutil.copytree(fsdp_cache, cache)  # the SFT policy and RM, built on two ranks
+    cell = ("ppo.reward=group", "ppo.advantage=grpo", "ppo.samples_per_prompt=2", "eval.samples_per_prompt=2")
+    result = _cli(cache, tmp_path / "run", "stage=ppo", "trainer=fsdp", *cell)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (grpo,) = [p for p in cache.glob("ppo-*") if p.name != _artifact(fsdp_cache, "ppo").name]
+    marker = json.loads((grpo / "COMPLETE.json").read_text())
+    assert marker["world_size"] == 2 and marker["metrics"]["local_param_fraction"] == 0.5
+    checkpoint = torch.load(sorted((grpo / "checkpoints").glob("*.ckpt"))[-1], weights_only=False)
+    assert not any(k.startswith("critic.") for k in checkpoint["state_dict"])
+    with open(grpo / "logs" / "version_0" / "metrics.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r.get("train/judge/rows")]
+    # 8 prompts x 2 samples over 2 ranks: each rank judges its own 4 groups (BT: one score per sample)
+    assert len(rows) == 3 and all(float(r["train/judge/rows"]) == 8 for r in rows)
+
+
 def test_ddp_replicates_the_weights_and_trains_the_same_curves_as_fsdp(fsdp_cache, tmp_path):
     result = _cli(tmp_path / "art", tmp_path / "run", "stage=rm", "trainer=ddp")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -60,7 +60,10 @@ def test_run_tags_carry_the_ablation_axes(make_cfg):
     from pairwise_rl.training import run_tags
 
     cfg = make_cfg("rm=generative", "ppo=pairwise", "ppo.anchor=best_of_n", "seed=3", "logger.tags=[mine]")
-    assert run_tags(cfg, "ppo") == ["mine", "stage=ppo", "rm=generative", "seed=3", "ppo=pairwise", "anchor=best_of_n"]
+    assert run_tags(cfg, "ppo") == ["mine", "stage=ppo", "rm=generative", "seed=3", "ppo=pairwise", "reward=anchor",
+                                    "advantage=gae", "n=1", "anchor=best_of_n"]
+    grpo = make_cfg("ppo.reward=group", "ppo.advantage=grpo", "ppo.samples_per_prompt=4")
+    assert {"ppo=group+grpo", "reward=group", "advantage=grpo", "n=4"} <= set(run_tags(grpo, "ppo"))
     assert run_tags(cfg, "sft") == ["mine", "stage=sft", "rm=generative", "seed=3"]
 
 

@@ -1,8 +1,11 @@
-"""PPO for both variants (standard | pairwise) as one LightningModule with manual optimisation.
+"""PPO for every reward form (scalar | anchor | group) and advantage estimator (gae | grpo | rloo | reinforce_pp) as
+one LightningModule with manual optimisation.
 
-One training step = one PPO iteration: sample a rollout from the policy, score it (RM, anchors, frozen
-reference), shape rewards with the KL penalty, compute GAE, then several epochs of clipped policy and value
-updates over minibatches. The math is in algos/, the rewards in rewards/; this module owns the loop.
+One training step = one PPO iteration: sample ppo.samples_per_prompt responses to each rollout prompt, score them
+(RM, anchors, frozen reference), turn rewards and KL into advantages (a critic's GAE, or a group or batch baseline),
+then several epochs of clipped policy updates (and value updates, when there is a critic) over minibatches of whole
+groups. The math is in algos/, the rewards in rewards/; this module owns the loop. A critic-free estimator builds,
+trains and checkpoints no critic at all.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl import distributed
+from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS, AdvantageInputs
 from pairwise_rl.algos.kl import kl_penalty
 from pairwise_rl.algos.ppo import (AdaptiveKLController, FixedKLController, entropy_from_logits, explained_variance,
-                                   gae, kl_shaped_rewards, masked_mean, masked_sum, masked_whiten, policy_loss,
-                                   token_logprobs, value_loss)
+                                   masked_mean, masked_sum, policy_loss, token_logprobs, value_loss)
 from pairwise_rl.data.batches import step_loader, step_seed
 from pairwise_rl.data.records import Prompt
 from pairwise_rl.distributed import compute_device
@@ -35,7 +38,7 @@ from pairwise_rl.modules.guard import NonFiniteGuard
 from pairwise_rl.modules.optim import adamw
 from pairwise_rl.rewards.anchors import AnchorContext, build_anchor
 from pairwise_rl.rewards.base import RewardModel
-from pairwise_rl.rewards.ppo_reward import PPO_VARIANTS
+from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
 from pairwise_rl.tasks.base import Task
 
 
@@ -58,10 +61,12 @@ class Samples:
     texts: List[str]
     logprobs: torch.Tensor
     ref_logprobs: torch.Tensor
-    reward: torch.Tensor              # sequence reward PPO optimises (pre-KL)
+    reward: Optional[torch.Tensor]    # sequence reward PPO optimises (pre-KL); None where undefined (a group
+                                      #   reward on groups of one: greedy evaluation)
     win_prob: Optional[torch.Tensor]  # P(response beats anchor)
     anchors: Optional[List[str]]
     gold: Optional[torch.Tensor]      # gold score where a gold judge exists
+    rows_judged: int = 0              # sequences the RM read to reward these samples (anchors included)
 
     @staticmethod
     def join(parts: List["Samples"]) -> "Samples":
@@ -73,19 +78,19 @@ class Samples:
         anchors = None if parts[0].anchors is None else [a for p in parts for a in p.anchors]
         return Samples([q for p in parts for q in p.prompts], None, None, 0, None, None,
                        [t for p in parts for t in p.texts], None, None, cat("reward"), cat("win_prob"), anchors,
-                       cat("gold"))
+                       cat("gold"), sum(p.rows_judged for p in parts))
 
 
 @dataclass
 class Rollout(Samples):
-    values: torch.Tensor = None
+    values: Optional[torch.Tensor] = None    # critic values (gae only)
     advantages: torch.Tensor = None
-    returns: torch.Tensor = None
+    returns: Optional[torch.Tensor] = None   # value targets (gae only)
     kl: torch.Tensor = None
 
 
 class PPOModule(L.LightningModule):
-    def __init__(self, policy: PreTrainedModel, reference: PreTrainedModel, critic: PreTrainedModel,
+    def __init__(self, policy: PreTrainedModel, reference: PreTrainedModel, critic: Optional[PreTrainedModel],
                  reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, task: Task, prompts: Sequence[Prompt],
                  val_prompts: Sequence[Prompt], cfg: DictConfig, seed: int, samples_dir: Optional[Path] = None):
         super().__init__()
@@ -101,9 +106,14 @@ class PPOModule(L.LightningModule):
         self.samples_dir = samples_dir
 
         ppo = cfg.ppo
-        self.variant = PPO_VARIANTS.get(ppo.variant)
-        self.anchor_name = self.variant.anchor_override(reward_model) or ppo.anchor
-        self.anchor = build_anchor(self.anchor_name) if self.variant.needs_anchor(reward_model) else None
+        self.reward_form = PPO_REWARDS.get(ppo.reward)
+        self.estimator = ADVANTAGE_ESTIMATORS.get(ppo.advantage)
+        if self.estimator.needs_critic != (critic is not None):
+            raise ValueError(f"ppo.advantage={ppo.advantage} {'needs' if self.estimator.needs_critic else 'takes no'} "
+                             "critic")
+        self.group_size = ppo.samples_per_prompt
+        self.anchor_name = self.reward_form.anchor_override(reward_model) or ppo.anchor
+        self.anchor = build_anchor(self.anchor_name) if self.reward_form.needs_anchor(reward_model) else None
         self.kl_ctl = (AdaptiveKLController(ppo.kl.coef, ppo.kl.target, ppo.kl.horizon) if ppo.kl.adaptive
                        else FixedKLController(ppo.kl.coef))
         self.iteration = 0
@@ -151,17 +161,20 @@ class PPOModule(L.LightningModule):
         return batch  # Prompt records; tensors are made on the right device when tokenized
 
     def configure_model(self) -> None:
-        """trainer=ddp | fsdp: shard all four networks; the frozen two may live on CPU between uses."""
+        """trainer=ddp | fsdp: shard every network; the frozen ones may live on CPU between uses."""
         trainer, device = self.cfg.trainer, compute_device(self.cfg.trainer)
         for model in (self.policy, self.critic):
-            parallelize(model, trainer, device)
+            if model is not None:
+                parallelize(model, trainer, device)
         for model in (self.reference, self.reward_net):
             parallelize(model, trainer, device, frozen=True)
         self.local_param_fraction = local_fraction(self.policy)
 
     def configure_optimizers(self):
-        return [adamw(self.policy.parameters(), self.cfg.ppo.policy_lr, 0.0),
-                adamw(self.critic.parameters(), self.cfg.ppo.critic_lr, 0.0)]
+        policy = adamw(self.policy.parameters(), self.cfg.ppo.policy_lr, 0.0)
+        if self.critic is None:
+            return policy
+        return [policy, adamw(self.critic.parameters(), self.cfg.ppo.critic_lr, 0.0)]
 
     @contextmanager
     def _timed(self, phase: str) -> Iterator[None]:
@@ -184,7 +197,8 @@ class PPOModule(L.LightningModule):
         return token_logprobs(lm_head_logits(model, hidden), response_ids)
 
     @torch.no_grad()
-    def sample(self, prompts: List[Prompt], seed: int, greedy: bool = False) -> Samples:
+    def sample(self, prompts: List[Prompt], seed: int, greedy: bool = False, group_size: int = 1) -> Samples:
+        """Responses to `prompts` (rows in contiguous groups of `group_size` samples of one prompt), judged."""
         g = self.cfg.generation
         texts = [p.prompt for p in prompts]
         with self._timed("generate"):
@@ -205,15 +219,24 @@ class PPOModule(L.LightningModule):
                 logprobs = self._logprobs(self.policy, sequences, attention_mask, prompt_len, out.response_ids)
         with self._timed("reference"):
             ref_logprobs = self._logprobs(self.reference, sequences, attention_mask, prompt_len, out.response_ids)
+        judged_before = self.reward_model.rows_judged
         with self._timed("reward"):
-            anchors = self.anchor.anchors(prompts, self._anchor_context(seed + 1)) if self.anchor else None
-            judged = self.variant.reward(self.reward_model, texts, out.texts, anchors, self.cfg.ppo.center_reward)
+            anchors = None
+            if self.anchor:  # one anchor per prompt, shared by its group
+                unique = self.anchor.anchors(prompts[::group_size], self._anchor_context(seed + 1))
+                anchors = [a for a in unique for _ in range(group_size)]
+            judged = None
+            if group_size >= self.reward_form.min_group_size:
+                judged = self.reward_form.reward(self.reward_model, texts, out.texts, anchors,
+                                                 self.cfg.ppo.center_reward, group_size)
         gold = None
         if self.task.gold is not None:
             gold = torch.tensor([self.task.gold.score(p, r) for p, r in zip(texts, out.texts)])
         return Samples(prompts, sequences, attention_mask, prompt_len, out.response_ids, out.response_mask.float(),
-                       out.texts, logprobs, ref_logprobs, judged.reward.to(logprobs.device),
-                       None if judged.win_prob is None else judged.win_prob.to(logprobs.device), anchors, gold)
+                       out.texts, logprobs, ref_logprobs,
+                       None if judged is None else judged.reward.to(logprobs.device),
+                       None if judged is None or judged.win_prob is None else judged.win_prob.to(logprobs.device),
+                       anchors, gold, self.reward_model.rows_judged - judged_before)
 
     @torch.no_grad()
     def make_rollout(self, prompts: List[Prompt], step: int) -> Rollout:
@@ -221,29 +244,44 @@ class PPOModule(L.LightningModule):
         # Each rank samples its slice of the batch with its own stream (rank 0's is the single-process one);
         # one shared seed would give every rank the same sampling noise.
         rank = distributed.rank()
-        samples = self.sample(prompts, step_seed(self.seed, step, f"rollout/rank{rank}" if rank else "rollout"))
-        with self._timed("critic"):
-            values = scalar_head(self.critic, _response_hidden(self.critic, samples.sequences,
-                                                               samples.attention_mask, samples.prompt_len)).float()
+        samples = self.sample(repeat_for_sampling(prompts, self.group_size),
+                              step_seed(self.seed, step, f"rollout/rank{rank}" if rank else "rollout"),
+                              group_size=self.group_size)
+        values = None
+        if self.critic is not None:
+            with self._timed("critic"):
+                values = scalar_head(self.critic, _response_hidden(self.critic, samples.sequences,
+                                                                   samples.attention_mask, samples.prompt_len)).float()
         kl = kl_penalty(samples.logprobs, samples.ref_logprobs, ppo.kl.estimator)
-        coef = self.kl_ctl.value if ppo.kl.in_reward else 0.0
-        rewards = kl_shaped_rewards(samples.reward, kl, samples.mask, coef)
-        advantages, returns = gae(rewards, values, samples.mask, ppo.gamma, ppo.lam)
-        if ppo.whiten_advantages:  # over the global batch: every rank holds a slice of the rollout
-            advantages = masked_whiten(advantages, samples.mask,
-                                       sum_over_ranks=distributed.all_sum if distributed.is_distributed() else None)
+        # Batch statistics (whitening) over the global batch: every rank holds a slice of the rollout. Group
+        # statistics need no communication: a rank always holds whole groups.
+        advantages, returns = self.estimator.compute(AdvantageInputs(
+            scores=samples.reward, kl=kl, mask=samples.mask, kl_coef=self.kl_ctl.value if ppo.kl.in_reward else 0.0,
+            group_size=self.group_size, values=values, gamma=ppo.gamma, lam=ppo.lam, whiten=ppo.whiten_advantages,
+            scale_by_std=ppo.scale_by_group_std,
+            sum_over_ranks=distributed.all_sum if distributed.is_distributed() else None))
         return Rollout(**samples.__dict__, values=values, advantages=advantages, returns=returns, kl=kl)
 
     # ------------------------------------------------------------------------------------------ update
+    def _minibatches(self, rows: int, generator: torch.Generator) -> List[torch.Tensor]:
+        """Row indices of each minibatch: whole groups in a random order, ppo.minibatch_size groups (prompts) each.
+
+        Sizes are global, like the rollout's; with one sample per prompt this is the row permutation PPO always used.
+        """
+        n = self.group_size
+        local_groups = self.cfg.ppo.minibatch_size // distributed.world_size()
+        order = torch.randperm(rows // n, generator=generator)
+        return [(group.unsqueeze(-1) * n + torch.arange(n)).reshape(-1) for group in order.split(local_groups)]
+
     def ppo_update(self, rollout: Rollout, step: int) -> Dict[str, float]:
         ppo = self.cfg.ppo
-        policy_opt, critic_opt = self.optimizers()
+        optimizers = self.optimizers()
+        policy_opt, critic_opt = (optimizers, None) if self.critic is None else optimizers
         generator = torch.Generator().manual_seed(step_seed(self.seed, step, "minibatch"))
         totals: Dict[str, float] = {}
         updates = 0
-        local_minibatch = ppo.minibatch_size // distributed.world_size()  # sizes are global, like the rollout's
         for _ in range(ppo.ppo_epochs):
-            for index in torch.randperm(len(rollout.texts), generator=generator).split(local_minibatch):
+            for index in self._minibatches(len(rollout.texts), generator):
                 index = index.to(rollout.sequences.device)
                 seq, attn, mask = rollout.sequences[index], rollout.attention_mask[index], rollout.mask[index]
                 hidden = _response_hidden(self.policy, seq, attn, rollout.prompt_len)
@@ -256,23 +294,30 @@ class PPOModule(L.LightningModule):
                 if not ppo.kl.in_reward:
                     kl_term = masked_mean(kl_penalty(logprobs, rollout.ref_logprobs[index], ppo.kl.estimator), mask)
                     loss = loss + self.kl_ctl.value * kl_term
-                values = scalar_head(self.critic, _response_hidden(self.critic, seq, attn, rollout.prompt_len)).float()
-                vf_loss, vstats = value_loss(values, rollout.values[index], rollout.returns[index], mask,
-                                             ppo.value_clip)
-                if not self.guard.ok(step, policy_loss=loss, value_loss=vf_loss):
-                    continue  # on_nonfinite=skip: this minibatch changes neither network
+                    stats["kl_loss"] = kl_term.detach()
+                losses = {"policy_loss": loss}
+                if critic_opt is not None:
+                    values = scalar_head(self.critic, _response_hidden(self.critic, seq, attn,
+                                                                       rollout.prompt_len)).float()
+                    vf_loss, vstats = value_loss(values, rollout.values[index], rollout.returns[index], mask,
+                                                 ppo.value_clip)
+                    losses["value_loss"] = vf_loss
+                    stats.update(vstats, value_loss=vf_loss)
+                if not self.guard.ok(step, **losses):
+                    continue  # on_nonfinite=skip: this minibatch changes no network
                 policy_opt.zero_grad()
                 self.manual_backward(loss)
                 self.clip_gradients(policy_opt, gradient_clip_val=ppo.max_grad_norm, gradient_clip_algorithm="norm")
                 policy_opt.step()
 
-                critic_opt.zero_grad()
-                self.manual_backward(ppo.vf_coef * vf_loss)
-                self.clip_gradients(critic_opt, gradient_clip_val=ppo.max_grad_norm, gradient_clip_algorithm="norm")
-                critic_opt.step()
+                if critic_opt is not None:
+                    critic_opt.zero_grad()
+                    self.manual_backward(ppo.vf_coef * losses["value_loss"])
+                    self.clip_gradients(critic_opt, gradient_clip_val=ppo.max_grad_norm,
+                                        gradient_clip_algorithm="norm")
+                    critic_opt.step()
 
-                for name, value in {"policy_loss": pg_loss, "value_loss": vf_loss, "entropy": entropy,
-                                    **stats, **vstats}.items():
+                for name, value in {"policy_loss": pg_loss, "entropy": entropy, **stats}.items():
                     totals[name] = totals.get(name, 0.0) + float(value.detach())
                 updates += 1
         return {name: value / max(updates, 1) for name, value in totals.items()}
@@ -280,8 +325,10 @@ class PPOModule(L.LightningModule):
     def training_step(self, prompts: List[Prompt], batch_idx: int) -> None:
         step = self.iteration
         rollout = self.make_rollout(prompts, step)
-        if not self.guard.ok(step, reward=rollout.reward, kl=rollout.kl, values=rollout.values,
-                             advantages=rollout.advantages):
+        checked = {"reward": rollout.reward, "kl": rollout.kl, "advantages": rollout.advantages}
+        if rollout.values is not None:
+            checked["values"] = rollout.values
+        if not self.guard.ok(step, **checked):
             self.iteration += 1  # on_nonfinite=skip: no update from this rollout, and the KL controller ignores it
             self.log("train/nonfinite_skipped", float(self.guard.skipped), batch_size=len(prompts))
             return
@@ -292,12 +339,16 @@ class PPOModule(L.LightningModule):
             "reward/mean": rollout.reward.mean(), "reward/std": rollout.reward.std(),
             "kl/sequence": kl_per_sequence.mean(), "kl/coef": torch.tensor(self.kl_ctl.value),
             "response/length": rollout.mask.sum(-1).mean(),
-            "value/explained_variance": explained_variance(rollout.values, rollout.returns, rollout.mask),
-            "value/mean": masked_mean(rollout.values, rollout.mask), "returns/mean": masked_mean(rollout.returns,
-                                                                                                  rollout.mask),
+            "advantage/abs_mean": masked_mean(rollout.advantages.abs(), rollout.mask),
+            "judge/rows": torch.tensor(float(rollout.rows_judged)),  # RM sequences read this iteration (this rank)
             **{f"ppo/{k}": torch.tensor(v) for k, v in update.items()},
             **self._anchor_metrics(rollout),
         }
+        if rollout.values is not None:
+            metrics.update({"value/explained_variance": explained_variance(rollout.values, rollout.returns,
+                                                                           rollout.mask),
+                            "value/mean": masked_mean(rollout.values, rollout.mask),
+                            "returns/mean": masked_mean(rollout.returns, rollout.mask)})
         if rollout.gold is not None:
             metrics["gold/mean"] = rollout.gold.mean()
         metrics.update({f"seconds/{phase}": torch.tensor(value) for phase, value in self.phase_seconds.items()})
@@ -305,7 +356,7 @@ class PPOModule(L.LightningModule):
             metrics["nonfinite_skipped"] = torch.tensor(float(self.guard.skipped))
         # The controller sees the global batch's KL, so every rank keeps the same coefficient.
         kl_total = distributed.all_sum(torch.stack([kl_per_sequence.sum(), torch.tensor(
-            float(len(prompts)), device=kl_per_sequence.device)]).float())
+            float(len(rollout.texts)), device=kl_per_sequence.device)]).float())
         self.kl_ctl.update(float(kl_total[0] / kl_total[1]), int(kl_total[1]))
         self.iteration += 1
         sync = distributed.is_distributed()  # logged values: the mean over ranks
@@ -339,12 +390,16 @@ class PPOModule(L.LightningModule):
         rows: List[dict] = []
         for mode in ("sampled", "greedy") if greedy else ("sampled",):
             shown = held_out if mode == "greedy" else repeat_for_sampling(held_out, samples_per_prompt)
-            chunks = [self.sample(chunk, seed=seed, greedy=mode == "greedy")
+            # A group reward judges a prompt's samples against each other; greedy decoding has groups of one, so
+            # it has no reward there (chunks hold whole groups: validate() checks eval.batch_size).
+            group = samples_per_prompt if mode == "sampled" and self.reward_form.min_group_size > 1 else 1
+            chunks = [self.sample(chunk, seed=seed, greedy=mode == "greedy", group_size=group)
                       for seed, chunk in eval_chunks(shown, batch_size)]
             joined = Samples.join(chunks)
             kl = torch.cat([masked_sum(c.logprobs - c.ref_logprobs, c.mask, dim=-1) for c in chunks])
             lengths = torch.cat([c.mask.sum(-1) for c in chunks])
-            metrics[f"reward_{mode}"] = float(joined.reward.mean())
+            if joined.reward is not None:
+                metrics[f"reward_{mode}"] = float(joined.reward.mean())
             metrics[f"kl_{mode}"] = float(kl.mean())
             metrics[f"response_length_{mode}"] = float(lengths.mean())
             for name, value in self._anchor_metrics(joined).items():
@@ -357,7 +412,8 @@ class PPOModule(L.LightningModule):
                 rows.append({"task": shown[i].task, "kind": self.task.group_of(prompt), "mode": mode, "model": tag,
                              "prompt": prompt, "response": joined.texts[i], "reference": shown[i].reference,
                              "anchor": joined.anchors[i] if joined.anchors else None,
-                             "reward": float(joined.reward[i]), "kl": float(kl[i]), "length": float(lengths[i]),
+                             "reward": None if joined.reward is None else float(joined.reward[i]),
+                             "kl": float(kl[i]), "length": float(lengths[i]),
                              "gold": float(joined.gold[i]) if joined.gold is not None else None})
         return metrics, rows
 

@@ -41,6 +41,7 @@ class RewardModel(abc.ABC):
         self.model, self.tokenizer = model, tokenizer
         self.max_prompt_tokens, self.max_response_tokens = max_prompt_tokens, max_response_tokens
         self.batch_size = batch_size
+        self.rows_judged = 0  # sequences through the judge so far (BT: one per response; generative: one per order)
 
     @property
     def device(self) -> torch.device:
@@ -74,6 +75,25 @@ class RewardModel(abc.ABC):
     def compare(self, prompts: Sequence[str], responses: Sequence[str], anchors: Sequence[str]) -> torch.Tensor:
         """P(response beats anchor), batched, without gradients."""
         return self.pair_probabilities(list(prompts), list(responses), list(anchors)).p
+
+    def group_win_matrix(self, prompts: Sequence[str], responses: Sequence[str], group_size: int) -> torch.Tensor:
+        """(G, n, n) with P[g, i, j] = P(sample i of group g beats sample j); rows come in contiguous groups of n.
+
+        Each unordered pair is judged once through pair_probabilities (a generative judge with both orders: two
+        rows, so n(n-1) rows per group in all), batched across groups; P[j, i] = 1 - P[i, j], P[i, i] = 1/2.
+        """
+        n = group_size
+        if len(responses) % n:
+            raise ValueError(f"{len(responses)} responses are not whole groups of {n}")
+        groups = len(responses) // n
+        first, second = torch.triu_indices(n, n, 1)
+        rows = [(g * n + int(i), g * n + int(j)) for g in range(groups) for i, j in zip(first, second)]
+        p = self.pair_probabilities([prompts[a] for a, _ in rows], [responses[a] for a, _ in rows],
+                                    [responses[b] for _, b in rows]).p.view(groups, -1)
+        matrix = torch.full((groups, n, n), 0.5)
+        matrix[:, first, second] = p
+        matrix[:, second, first] = 1.0 - p
+        return matrix
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         raise TypeError(f"a {self.mode} reward model has no absolute score: it only compares two responses. "

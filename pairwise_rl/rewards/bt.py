@@ -27,6 +27,7 @@ class BTReward(RewardModel):
         batch = encode_scored_sequences(self.tokenizer, prompts, responses, self.max_prompt_tokens,
                                         self.max_response_tokens)
         batch = {k: v.to(self.device) for k, v in batch.items()}
+        self.rows_judged += len(responses)
         return scalar_head(self.model, last_hidden(self.model, batch["input_ids"], batch["attention_mask"]))
 
     def training_loss(self, pairs: Sequence[Preference]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -53,6 +54,11 @@ class BTReward(RewardModel):
                          for i in range(0, len(prompts), self.batch_size)]).cpu()
         self.model.train(was_training)
         return out
+
+    def group_win_matrix(self, prompts: Sequence[str], responses: Sequence[str], group_size: int) -> torch.Tensor:
+        """n scores per group and the sigmoid of their differences: n rows, not n(n-1)."""
+        scores = self.score(prompts, responses).view(-1, group_size)
+        return bt_probability(scores.unsqueeze(-1), scores.unsqueeze(-2))
 
     def spec(self):
         return {**super().spec(), "margin": self.margin}

@@ -49,6 +49,7 @@ class GenerativeReward(RewardModel):
         return last_hidden(self.model, batch["input_ids"], batch["attention_mask"])
 
     def _p_a_wins(self, prompts, a, b) -> torch.Tensor:
+        self.rows_judged += len(prompts)
         logits = lm_head_logits(self.model, self._verdict_hidden(prompts, a, b), self.verdict_ids)
         return verdict_probability(logits[:, 0], logits[:, 1])
 

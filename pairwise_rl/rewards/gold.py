@@ -37,6 +37,7 @@ class GoldReward(RewardModel):
         raise TypeError("the gold judge is not trained (rm=gold skips RM training)")
 
     def _pair_probabilities(self, prompts, y1, y2) -> PairProbabilities:
+        self.rows_judged += len(prompts)
         return PairProbabilities(torch.tensor([self.gold.pair_probability(p, a, b)
                                                for p, a, b in zip(prompts, y1, y2)]))
 
@@ -44,6 +45,7 @@ class GoldReward(RewardModel):
         return self._pair_probabilities(prompts, y1, y2)
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
+        self.rows_judged += len(prompts)
         return torch.tensor([self.gold.score(p, r) for p, r in zip(prompts, responses)])
 
     def spec(self):

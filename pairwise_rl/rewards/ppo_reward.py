@@ -1,12 +1,13 @@
-"""The sequence-level reward of each PPO variant, computed from any reward model through the one interface.
+"""The sequence reward PPO optimises (`ppo.reward`), computed from any reward model through the one interface.
 
-The 2x2 ablation, cell by cell:
-    bt         + standard   r = score(y)
-    bt         + pairwise   r = sigmoid(score(y) - score(anchor))           (= compare(y, anchor))
-    generative + standard   r = log-odds of compare(y, sft_greedy anchor)   (an unbounded scalar, like a BT score)
-    generative + pairwise   r = compare(y, anchor)                          (both orders averaged by default)
-Pairwise rewards are centred to p - 0.5 by default. This separates the effect of the RM from the effect of the
-bounded, anchored pairwise reward.
+    scalar  r = score(y) for a judge with a score (BT, gold); a generative judge has none, so r = log-odds of
+            compare(y, sft_greedy anchor): an unbounded scalar like a BT score
+    anchor  r = P(y beats the prompt's anchor) (Pairwise-RL; BT: sigmoid(score(y) - score(anchor)))
+    group   r_i = mean over the other samples j of its group of P(y_i beats y_j): the baseline is the policy's own
+            samples instead of a fixed anchor (BRPO-style round robin; needs ppo.samples_per_prompt >= 2)
+
+Probabilities are centred to p - 0.5 by default (ppo.center_reward). `ppo=standard` and `ppo=pairwise` are the
+presets scalar and anchor; this separates the effect of the RM from the effect of the bounded, anchored reward.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from pairwise_rl.algos.preference import log_odds
 from pairwise_rl.registry import Registry
 from pairwise_rl.rewards.base import RewardModel
 
+# Named presets of ppo.reward: the conf/ppo group files and the `ppo:` field of a pipeline setup.
+PPO_PRESETS = {"standard": "scalar", "pairwise": "anchor"}
+
 
 @dataclass
 class SequenceReward:
@@ -27,37 +31,66 @@ class SequenceReward:
     win_prob: Optional[torch.Tensor] = None   # P(response beats anchor), when an anchor was used
 
 
-@dataclass
-class VariantSpec:
+@dataclass(frozen=True)
+class RewardSpec:
     needs_anchor: Callable[[RewardModel], bool]
-    anchor_override: Callable[[RewardModel], Optional[str]]  # a fixed anchor this variant imposes, if any
+    anchor_override: Callable[[RewardModel], Optional[str]]  # a fixed anchor this form imposes, if any
+    min_group_size: int
+    # (rm, prompts, responses, anchors, center, group_size) -> SequenceReward; rows come in contiguous groups
     reward: Callable[..., SequenceReward]
 
 
-PPO_VARIANTS: Registry[VariantSpec] = Registry("ppo variant")
+PPO_REWARDS: Registry[RewardSpec] = Registry("ppo reward")
 
 
-def _standard(rm: RewardModel, prompts: Sequence[str], responses: Sequence[str], anchors: Optional[Sequence[str]],
-              center: bool) -> SequenceReward:
+def ppo_label(reward: str, advantage: str) -> str:
+    """How a run names its PPO setup: the preset name where one matches, with any non-GAE estimator appended."""
+    presets = {form: name for name, form in PPO_PRESETS.items()}
+    return presets.get(reward, reward) + ("" if advantage == "gae" else f"+{advantage}")
+
+
+def group_mean_win(matrix: torch.Tensor) -> torch.Tensor:
+    """(G, n, n) with P[i, j] = P(i beats j) -> (G * n,): each sample's mean win probability over the others."""
+    n = matrix.shape[-1]
+    off_diagonal = 1.0 - torch.eye(n, dtype=matrix.dtype)
+    return ((matrix * off_diagonal).sum(-1) / (n - 1)).reshape(-1)
+
+
+def _scalar(rm: RewardModel, prompts: Sequence[str], responses: Sequence[str], anchors: Optional[Sequence[str]],
+            center: bool, group_size: int) -> SequenceReward:
     if rm.has_score:
         return SequenceReward(rm.score(prompts, responses))
     p = rm.compare(prompts, responses, anchors)
     return SequenceReward(log_odds(p), p)
 
 
-def _pairwise(rm: RewardModel, prompts: Sequence[str], responses: Sequence[str], anchors: Optional[Sequence[str]],
-              center: bool) -> SequenceReward:
+def _anchor(rm: RewardModel, prompts: Sequence[str], responses: Sequence[str], anchors: Optional[Sequence[str]],
+            center: bool, group_size: int) -> SequenceReward:
     p = rm.compare(prompts, responses, anchors)
     return SequenceReward(p - 0.5 if center else p, p)
 
 
-PPO_VARIANTS.register("standard")(VariantSpec(
+def _group(rm: RewardModel, prompts: Sequence[str], responses: Sequence[str], anchors: Optional[Sequence[str]],
+           center: bool, group_size: int) -> SequenceReward:
+    p = group_mean_win(rm.group_win_matrix(prompts, responses, group_size))
+    return SequenceReward(p - 0.5 if center else p)
+
+
+PPO_REWARDS.register("scalar")(RewardSpec(
     needs_anchor=lambda rm: not rm.has_score,
     anchor_override=lambda rm: None if rm.has_score else "sft_greedy",
-    reward=_standard,
+    min_group_size=1,
+    reward=_scalar,
 ))
-PPO_VARIANTS.register("pairwise")(VariantSpec(
+PPO_REWARDS.register("anchor")(RewardSpec(
     needs_anchor=lambda rm: True,
     anchor_override=lambda rm: None,
-    reward=_pairwise,
+    min_group_size=1,
+    reward=_anchor,
+))
+PPO_REWARDS.register("group")(RewardSpec(
+    needs_anchor=lambda rm: False,
+    anchor_override=lambda rm: None,
+    min_group_size=2,
+    reward=_group,
 ))

@@ -1,7 +1,7 @@
 """stage=pipeline: sft -> rm -> ppo -> evaluate (independent judge) for each configured setup, from one shared
 SFT policy.
 
-Each setup is an (RM mode, PPO variant) pair; the artifact cache makes the setups share the SFT policy (and an RM
+Each setup is an RM mode with a PPO reward form and advantage estimator; the artifact cache makes the setups share the SFT policy (and an RM
 when two setups use the same mode). The run ends with one comparison table and a result.json in the Hydra run
 directory, which is what a multirun comparison reads.
 """
@@ -19,6 +19,7 @@ from pairwise_rl.eval.judge import judge_kind
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl import provenance
 from pairwise_rl.pipeline import built_by, ensure, stage_metrics
+from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, ppo_label
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.common import with_values
 from pairwise_rl.stages.compare import write_plots
@@ -44,17 +45,23 @@ SUMMARY = {  # column in the table -> (stage, metric)
 STAGE_ORDER = ("sft", "rm", "ppo", "evaluate")
 
 
-def setups(cfg: DictConfig) -> List[Dict[str, str]]:
+def setups(cfg: DictConfig) -> List[Dict[str, object]]:
     if cfg.pipeline.setups:
-        return [dict(s) for s in cfg.pipeline.setups]
-    return [{"name": f"{cfg.rm.mode}+{cfg.ppo.variant}", "rm": cfg.rm.mode, "ppo": cfg.ppo.variant, "anchor": None}]
+        return [OmegaConf.to_container(s) for s in cfg.pipeline.setups]
+    return [{"name": f"{cfg.rm.mode}+{ppo_label(cfg.ppo.reward, cfg.ppo.advantage)}", "rm": cfg.rm.mode,
+             "reward": cfg.ppo.reward}]
 
 
-def for_setup(cfg: DictConfig, setup: Dict[str, str]) -> DictConfig:
-    """The config of one setup: its RM mode, PPO variant and (if it names one) anchor; everything else shared."""
-    values = {"rm.mode": setup["rm"], "ppo.variant": setup["ppo"]}
-    if setup.get("anchor"):
-        values["ppo.anchor"] = setup["anchor"]
+def for_setup(cfg: DictConfig, setup) -> DictConfig:
+    """The config of one setup: its RM mode, reward form (a preset's or its own), estimator, anchor and any other
+    overrides it names; everything else shared."""
+    values: Dict[str, object] = {"rm.mode": setup["rm"]}
+    if setup.get("ppo"):
+        values["ppo.reward"] = PPO_PRESETS[setup["ppo"]]
+    for field, key in (("reward", "ppo.reward"), ("advantage", "ppo.advantage"), ("anchor", "ppo.anchor")):
+        if setup.get(field):
+            values[key] = setup[field]
+    values.update(dict(setup.get("overrides") or {}))
     return with_values(cfg, values)
 
 

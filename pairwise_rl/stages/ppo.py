@@ -1,4 +1,4 @@
-"""stage=ppo: optimise the SFT policy against the trained RM with standard or pairwise PPO."""
+"""stage=ppo: optimise the SFT policy against the trained RM (any ppo.reward form, any ppo.advantage estimator)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Dict, List
 
 import torch
 from omegaconf import DictConfig
+from transformers import PreTrainedModel
 
+from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
 from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import write_json, write_jsonl
 from pairwise_rl.eval.report import print_table, transpose
@@ -16,6 +18,7 @@ from pairwise_rl.models.lora import apply_lora, trainable_fraction
 from pairwise_rl.modules.ppo import PPOModule
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.rewards import load_reward_model
+from pairwise_rl.rewards.ppo_reward import ppo_label
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.common import HF_DIR, export_hf, run_artifact_stage, run_name
 from pairwise_rl.tasks.base import Task, load_task
@@ -34,13 +37,8 @@ def table_metrics(task: Task) -> List[str]:
     return [*gold, *TABLE_METRICS]
 
 
-@artifact_stage("ppo", needs=("sft", "rm"), keys=PPO_KEYS)
-def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
-    sft_dir, rm_dir = str(ctx.needs["sft"] / HF_DIR), ctx.needs["rm"] / HF_DIR
-    tokenizer = load_tokenizer(sft_dir)
-    policy, reference = load_causal_lm(sft_dir, cfg.model.dtype), load_causal_lm(sft_dir, cfg.model.dtype)
-    reward_model = load_reward_model(rm_dir, cfg.model.dtype)
-    reward_model.both_orders = cfg.ppo.both_orders
+def build_critic(cfg: DictConfig, reward_model, sft_dir: str, rm_dir) -> PreTrainedModel:
+    """The value network of ppo.advantage=gae: the RM's or the SFT policy's backbone, with a zero value head."""
     critic_from_rm = cfg.ppo.critic_init == "rm" and reward_model.model is not None
     if cfg.ppo.critic_init == "rm" and not critic_from_rm:
         log.info("rm=%s has no network to start the critic from; using the SFT backbone", reward_model.mode)
@@ -49,10 +47,23 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     # token) puts per-token noise into every GAE advantage; measured on digits with the gold reward, that noise
     # alone made PPO lose gold. A zero head starts from whitened reward-to-go and the critic learns from there.
     torch.nn.init.zeros_(critic.score.weight)
+    return critic
+
+
+@artifact_stage("ppo", needs=("sft", "rm"), keys=PPO_KEYS)
+def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
+    sft_dir, rm_dir = str(ctx.needs["sft"] / HF_DIR), ctx.needs["rm"] / HF_DIR
+    tokenizer = load_tokenizer(sft_dir)
+    policy, reference = load_causal_lm(sft_dir, cfg.model.dtype), load_causal_lm(sft_dir, cfg.model.dtype)
+    reward_model = load_reward_model(rm_dir, cfg.model.dtype)
+    reward_model.both_orders = cfg.ppo.both_orders
+    critic = build_critic(cfg, reward_model, sft_dir, rm_dir) if ADVANTAGE_ESTIMATORS.get(
+        cfg.ppo.advantage).needs_critic else None
     apply_lora(policy, cfg.model.lora)
-    apply_lora(critic, cfg.model.lora)
+    if critic is not None:
+        apply_lora(critic, cfg.model.lora)
     device = compute_device(cfg.trainer)  # evaluation before fit runs where training will
-    for model in (policy, reference, critic, reward_model.model):
+    for model in (policy, reference, critic, reward_model.model):  # critic: None when critic-free
         if model is not None:
             model.to(device)
 
@@ -76,7 +87,8 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                                       samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
     write_jsonl(ctx.dir / "samples.jsonl", before_rows + rows)
     write_json(ctx.dir / "metrics.json", after)
-    title = f"PPO ({cfg.ppo.variant}, rm={reward_model.mode}, anchor={module.anchor_name if module.anchor else '-'})"
+    title = (f"PPO ({ppo_label(cfg.ppo.reward, cfg.ppo.advantage)}, n={cfg.ppo.samples_per_prompt}, "
+             f"rm={reward_model.mode}, anchor={module.anchor_name if module.anchor else '-'})")
     print_table(f"{title}: held-out test prompts (n={len(test_prompts)})",
                 transpose({"sft": {m: before.get(m) for m in table_metrics(task)},
                            "ppo": {m: after.get(m) for m in table_metrics(task)}}))

@@ -61,7 +61,7 @@ def test_offline_wandb_run_holds_metrics_tags_config_and_media(make_debug_cfg, m
 
     assert {"smoke", "stage=ppo", "rm=bt", "ppo=pairwise", "anchor=sft_greedy", "seed=0"} <= set(logged.tags)
     assert logged.group == "default"
-    assert logged.config["ppo.variant"] == "pairwise" and logged.config["ppo.iterations"] == 2
+    assert logged.config["ppo.reward"] == "anchor" and logged.config["ppo.iterations"] == 2
     assert logged.config["rm.mode"] == "bt" and logged.config["seed"] == 0
     golds = logged.metric("train/gold/mean")
     assert len(golds) == 2 and all(0.0 <= g <= 1.0 for g in golds)

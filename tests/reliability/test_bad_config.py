@@ -39,6 +39,11 @@ def no_model_loads(monkeypatch):
     (["stage=pipeline", "data=hh_rlhf", "data.task=digits"], "data.task"),
     (["stage=sft", "data.task=preferences"], "data.task"),
     (["paths.cache_policy=sometimes"], "paths.cache_policy"),
+    (["ppo.reward=group", "ppo.samples_per_prompt=4", "eval.samples_per_prompt=3"], "eval.batch_size"),
+    (["stage=pipeline", "pipeline.setups=[{name: g, rm: bt, reward: group, advantage: rloo}]"],
+     r"pipeline.setups.0 \(g\): ppo.reward"),  # a setup's own config is validated too: groups of one
+    (["stage=pipeline", "pipeline.setups=[{name: g, rm: bt, ppo: standard, overrides: {ppo.kl.coeff: 0.1}}]"],
+     "pipeline.setups.0.overrides"),
     (["stage=cache", "cache.clean=[partial,everything]"], "cache.clean"),
     (["stage=cache", "cache.max_age_days=0"], "cache.max_age_days"),
     (["stage=ppo", "data=hh_rlhf", "data.num_val_prompts=0"], "data.num_val_prompts"),

@@ -17,8 +17,8 @@ def test_rm_x_ppo_multirun_then_compare_gives_one_row_per_cell(debug_cache, tmp_
                     f"hydra.sweep.dir={sweep_dir}"], cwd=ROOT, env=env, check=True, capture_output=True)
     results = sorted(sweep_dir.glob("*/result.json"))
     assert len(results) == 4
-    jobs = {(read_json(r)["config"]["rm"]["mode"], read_json(r)["config"]["ppo"]["variant"]) for r in results}
-    assert jobs == {("bt", "standard"), ("bt", "pairwise"), ("generative", "standard"), ("generative", "pairwise")}
+    jobs = {(read_json(r)["config"]["rm"]["mode"], read_json(r)["config"]["ppo"]["reward"]) for r in results}
+    assert jobs == {("bt", "scalar"), ("bt", "anchor"), ("generative", "scalar"), ("generative", "anchor")}
 
     subprocess.run([sys.executable, "-m", "pairwise_rl.cli", "stage=compare", f"compare.dir={sweep_dir}", *common,
                     f"hydra.run.dir={tmp_path / 'compare'}"], cwd=ROOT, env=env, check=True, capture_output=True)

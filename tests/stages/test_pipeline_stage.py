@@ -20,6 +20,8 @@ def test_pairwise_vs_bt_shares_the_sft_policy_and_reruns_from_the_cache(make_deb
     for plot in ("gold_vs_step.png", "gold_vs_kl.png", "rm_reliability.png"):  # the run's own plots
         assert (Path(cfg.paths.output_dir) / plot).stat().st_size > 1000
 
-    stamps = {p: (Path(p) / COMPLETE).stat().st_mtime_ns for setup in artifacts.values() for p in setup.values()}
+    built = {p: read_json(Path(p) / COMPLETE)["finished_at"] for setup in artifacts.values() for p in setup.values()}
+    used = {p: (Path(p) / COMPLETE).stat().st_mtime_ns for p in built}
     assert run(cfg) == results
-    assert {p: (Path(p) / COMPLETE).stat().st_mtime_ns for p in stamps} == stamps
+    assert {p: read_json(Path(p) / COMPLETE)["finished_at"] for p in built} == built  # nothing rebuilt
+    assert all((Path(p) / COMPLETE).stat().st_mtime_ns > used[p] for p in built)  # each served: last use moves

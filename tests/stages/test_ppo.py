@@ -1,4 +1,4 @@
-"""PPO end to end: every cell of the RM x PPO ablation, and exact resume after a crash."""
+"""PPO end to end: every cell of the RM x reward x estimator ablation, and exact resume after a crash."""
 
 import lightning as L
 import pytest
@@ -56,9 +56,12 @@ class CrashAt(L.Callback):
             raise RuntimeError("simulated crash")
 
 
-def test_a_crashed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(make_debug_cfg, tmp_path, monkeypatch):
-    overrides = ("stage=ppo", "ppo=pairwise", "rm=bt", "ppo.iterations=6", "ppo.checkpoint_every=2",
-                 "ppo.val_every=3", "ppo.anchor=sft_greedy")
+@pytest.mark.parametrize("cell", [("ppo=pairwise", "ppo.anchor=sft_greedy"),
+                                  ("ppo.reward=group", "ppo.advantage=rloo", "ppo.samples_per_prompt=2")],
+                         ids=["gae_critic", "critic_free_group"])
+def test_a_crashed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(cell, make_debug_cfg, tmp_path,
+                                                                          monkeypatch):
+    overrides = ("stage=ppo", "rm=bt", "ppo.iterations=6", "ppo.checkpoint_every=2", "ppo.val_every=3", *cell)
     reference_cfg = make_debug_cfg(*overrides)
     uninterrupted = run(reference_cfg)
 
@@ -85,7 +88,7 @@ def test_a_crashed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(make_d
         return {k: v for k, v in row.items() if not k.startswith("train/seconds/")}
 
     assert last_logged(resumed) == last_logged(uninterrupted)
-    assert len(last_logged(resumed)) > 30
+    assert len(last_logged(resumed)) > 20  # every logged quantity compared, not a handful
 
 
 @pytest.mark.parametrize("overrides", [
@@ -108,3 +111,49 @@ def test_anchor_strategies_and_loss_options_run_end_to_end(overrides, make_debug
     if "ppo.anchor=reference" in overrides:
         rows = [r for r in read_jsonl(out / "samples.jsonl") if r["mode"] == "sampled"]
         assert all(r["anchor"] is not None for r in rows)
+
+
+def _checkpoint(out):
+    return torch.load(sorted((out / "checkpoints").glob("*.ckpt"))[-1], weights_only=False)
+
+
+@pytest.mark.parametrize("rm,reward,advantage,rows_per_iteration", [
+    ("bt", "group", "grpo", 8 * 4),                  # BT: one score per sample, the matrix from differences
+    ("generative", "group", "reinforce_pp", 8 * 12),  # n(n-1) verdict rows per group of 4
+    ("generative", "anchor", "rloo", 8 * 4 * 2),     # each sample against its prompt's anchor, both orders
+    ("bt", "scalar", "gae", 8 * 4),                  # standard PPO with 4 samples per prompt keeps its critic
+])
+def test_group_sampling_cells_run_and_critic_free_ones_build_no_critic(rm, reward, advantage, rows_per_iteration,
+                                                                       make_debug_cfg):
+    out = run(make_debug_cfg("stage=ppo", f"rm={rm}", f"ppo.reward={reward}", f"ppo.advantage={advantage}",
+                             "ppo.samples_per_prompt=4", "eval.batch_size=24"))  # 48 sampled rows: 2 chunks of groups
+    history = [r for r in read_history(out) if "train/reward/mean" in r]
+    assert len(history) == 3 and all(r["train/judge/rows"] == rows_per_iteration for r in history)
+    has_critic = advantage == "gae"
+    assert ("train/value/explained_variance" in history[0]) == has_critic
+    assert ("train/seconds/critic" in history[-1]) == has_critic
+    checkpoint = _checkpoint(out)
+    assert any(k.startswith("critic.") for k in checkpoint["state_dict"]) == has_critic
+    assert len(checkpoint["optimizer_states"]) == (2 if has_critic else 1)
+    rows = read_jsonl(out / "samples.jsonl")
+    if reward == "group":  # defined on the sampled groups, not on greedy decoding's groups of one
+        sampled = [r["reward"] for r in rows if r["mode"] == "sampled"]
+        assert all(r is not None for r in sampled) and all(r["reward"] is None for r in rows if r["mode"] == "greedy")
+        assert abs(sum(sampled[:4])) < 1e-5  # a centred round robin sums to zero over each group
+    assert "reward_sampled" in stage_metrics(out)
+
+
+def test_minibatches_are_whole_groups(make_debug_cfg):
+    from pairwise_rl.modules.ppo import PPOModule
+
+    module = PPOModule.__new__(PPOModule)
+    module.group_size, module.cfg = 4, make_debug_cfg("ppo.samples_per_prompt=4")  # 8 prompts, 4 per minibatch
+    batches = module._minibatches(32, torch.Generator().manual_seed(0))
+    assert len(batches) == 2 and sorted(torch.cat(batches).tolist()) == list(range(32))
+    for batch in batches:
+        groups = batch.view(-1, 4)
+        assert torch.equal(groups - groups[:, :1], torch.arange(4).expand_as(groups)) and (groups[:, 0] % 4 == 0).all()
+    module.group_size = 1  # one sample per prompt: the row permutation PPO has always used
+    module.cfg = make_debug_cfg()
+    assert torch.equal(torch.cat(module._minibatches(8, torch.Generator().manual_seed(3))),
+                       torch.randperm(8, generator=torch.Generator().manual_seed(3)))
