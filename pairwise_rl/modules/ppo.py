@@ -121,6 +121,7 @@ class PPOModule(L.LightningModule):
         self.guard = NonFiniteGuard(cfg.trainer.on_nonfinite, "ppo")
         self.local_param_fraction = 1.0
         self.phase_seconds: Dict[str, float] = {}  # where training's time goes (logged as train/seconds/<phase>)
+        self.rows_judged = 0  # RM rows read by training rollouts, summed over ranks: the judge's cost
 
     # ------------------------------------------------------------------------------------------ plumbing
     def train(self, mode: bool = True) -> "PPOModule":
@@ -139,7 +140,8 @@ class PPOModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ppo_state"] = {"iteration": self.iteration, "kl_ctl": self.kl_ctl.state_dict(),
                                    "anchor": self.anchor.state_dict() if self.anchor else None,
-                                   "nonfinite_guard": self.guard.state_dict(), "phase_seconds": dict(self.phase_seconds)}
+                                   "nonfinite_guard": self.guard.state_dict(), "phase_seconds": dict(self.phase_seconds),
+                                   "rows_judged": self.rows_judged}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["ppo_state"]
@@ -149,6 +151,7 @@ class PPOModule(L.LightningModule):
             self.anchor.load_state_dict(state["anchor"])
         self.guard.load_state_dict(state.get("nonfinite_guard", {}))
         self.phase_seconds = dict(state.get("phase_seconds", {}))  # cumulative across a resume
+        self.rows_judged = state.get("rows_judged", 0)
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         return step_loader(len(self.prompts), self.cfg.ppo.rollout_batch_size, self.cfg.ppo.iterations, self.seed,
@@ -356,7 +359,9 @@ class PPOModule(L.LightningModule):
             metrics["nonfinite_skipped"] = torch.tensor(float(self.guard.skipped))
         # The controller sees the global batch's KL, so every rank keeps the same coefficient.
         kl_total = distributed.all_sum(torch.stack([kl_per_sequence.sum(), torch.tensor(
-            float(len(rollout.texts)), device=kl_per_sequence.device)]).float())
+            float(len(rollout.texts)), device=kl_per_sequence.device), torch.tensor(
+            float(rollout.rows_judged), device=kl_per_sequence.device)]).float())
+        self.rows_judged += int(kl_total[2])
         self.kl_ctl.update(float(kl_total[0] / kl_total[1]), int(kl_total[1]))
         self.iteration += 1
         sync = distributed.is_distributed()  # logged values: the mean over ranks
@@ -364,6 +369,10 @@ class PPOModule(L.LightningModule):
                       prog_bar=False, sync_dist=sync)
         self.log("gold", float(metrics.get("gold/mean", metrics["reward/mean"])), prog_bar=True,
                  batch_size=len(prompts), sync_dist=sync)
+
+    def judge_rows_per_iteration(self) -> float:
+        """RM rows read per training iteration (all ranks, anchors included): the judge's share of a setup's cost."""
+        return self.rows_judged / max(self.iteration, 1)
 
     def _anchor_metrics(self, samples: Samples) -> Dict[str, torch.Tensor]:
         out: Dict[str, torch.Tensor] = {}

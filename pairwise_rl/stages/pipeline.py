@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
-from pairwise_rl.eval.io import write_json
+from pairwise_rl import provenance
+from pairwise_rl.eval.io import read_json, write_json
 from pairwise_rl.eval.judge import judge_kind
 from pairwise_rl.eval.report import print_table, transpose
-from pairwise_rl import provenance
-from pairwise_rl.pipeline import built_by, ensure, stage_metrics
+from pairwise_rl.pipeline import COMPLETE, built_by, ensure, stage_metrics
 from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, ppo_label
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.common import with_values
@@ -41,6 +41,7 @@ SUMMARY = {  # column in the table -> (stage, metric)
     "judge: win vs reference": ("evaluate", "ppo/win_vs_reference_sampled"),
     "judge: score": ("evaluate", "ppo/judge_score_sampled"),
     "length (tokens)": ("evaluate", "ppo/length_sampled"),
+    "judge rows / iteration": ("ppo", "judge_rows_per_iteration"),
 }
 STAGE_ORDER = ("sft", "rm", "ppo", "evaluate")
 
@@ -65,6 +66,12 @@ def for_setup(cfg: DictConfig, setup) -> DictConfig:
     return with_values(cfg, values)
 
 
+def seconds_per_iteration(ppo_dir: Path, iterations: int) -> Optional[float]:
+    """Rollout + update wall time per PPO iteration (validation excluded), from the artifact's COMPLETE.json."""
+    seconds = read_json(Path(ppo_dir) / COMPLETE)["phases"].get("rollout+update")
+    return None if seconds is None else seconds / iterations
+
+
 def sft_row(metrics: Dict[str, Dict[str, float]]) -> Dict[str, float]:
     """The shared starting policy, as the PPO and evaluate stages measured it (KL to itself is 0)."""
     row = {column: (0.0 if key == "kl_sampled" else metrics["ppo"].get(f"sft/{key}"))
@@ -86,6 +93,7 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
         metrics = {stage: stage_metrics(path) for stage, path in dirs.items()}
         first_metrics = first_metrics or metrics
         results[setup["name"]] = {column: metrics.get(stage, {}).get(key) for column, (stage, key) in SUMMARY.items()}
+        results[setup["name"]]["PPO s / iteration"] = seconds_per_iteration(dirs["ppo"], setup_cfg.ppo.iterations)
         paths[setup["name"]] = {stage: str(path) for stage, path in dirs.items()}
     results = {"sft (start)": sft_row(first_metrics), **results}
     shown = {name: {column: value for column, value in row.items()

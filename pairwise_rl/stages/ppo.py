@@ -80,6 +80,8 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                             checkpoint_every=cfg.ppo.checkpoint_every, log_every_n_steps=1)
     with ctx.timed("train"):
         fit(trainer, module, ctx.dir)
+    # Wall time is not a metric (metrics repeat exactly; seconds never do): a phase of COMPLETE.json instead.
+    ctx.phases["rollout+update"] = round(sum(module.phase_seconds.values()), 1)
     export_hf(policy, tokenizer, ctx)
 
     with ctx.timed("evaluate"):
@@ -95,6 +97,7 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     metrics = {**after, **{f"sft/{k}": v for k, v in before.items()}, "rl_prompts": float(len(prompts)),
                **{k: v for k, v in task.pair_metrics().items() if k.startswith("rl_prompts/")},
                "nonfinite_skipped": float(module.guard.skipped),
+               "judge_rows_per_iteration": module.judge_rows_per_iteration(),
                "local_param_fraction": module.local_param_fraction,
                "trainable_param_fraction": trainable_fraction(policy)}
     finish_loggers(trainer, metrics, tables={"samples/sft_vs_ppo": side_by_side(before_rows, rows)},

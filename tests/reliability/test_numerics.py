@@ -31,8 +31,8 @@ def test_guard_stops_or_counts():
 def _poison_rollout_rewards(monkeypatch, at_iteration: int):
     original = PPOModule.sample
 
-    def sample(self, prompts, seed, greedy=False):
-        samples = original(self, prompts, seed, greedy)
+    def sample(self, prompts, seed, greedy=False, group_size=1):
+        samples = original(self, prompts, seed, greedy, group_size)
         if self._trainer is not None and self.trainer.training and self.iteration == at_iteration:
             samples.reward[0] = float("nan")
         return samples

@@ -140,7 +140,9 @@ def test_group_sampling_cells_run_and_critic_free_ones_build_no_critic(rm, rewar
         sampled = [r["reward"] for r in rows if r["mode"] == "sampled"]
         assert all(r is not None for r in sampled) and all(r["reward"] is None for r in rows if r["mode"] == "greedy")
         assert abs(sum(sampled[:4])) < 1e-5  # a centred round robin sums to zero over each group
-    assert "reward_sampled" in stage_metrics(out)
+    metrics = stage_metrics(out)
+    assert "reward_sampled" in metrics and metrics["judge_rows_per_iteration"] == rows_per_iteration
+    assert read_json(out / COMPLETE)["phases"]["rollout+update"] > 0
 
 
 def test_minibatches_are_whole_groups(make_debug_cfg):
