@@ -11,13 +11,19 @@ from pairwise_rl.cli import run
 from pairwise_rl.stages.compare import MixedCodeError
 
 
-def test_compare_aggregates_seeds_into_tables_and_plots(make_debug_cfg, tmp_path):
+def two_seed_sweep(make_debug_cfg, tmp_path):
+    """pairwise_vs_bt for seeds 0 and 1, laid out as a multirun directory (one result.json per job)."""
     sweep = tmp_path / "multirun"
     for seed in (0, 1):
         cfg = make_debug_cfg("experiment=pairwise_vs_bt", f"seed={seed}")
         with open_dict(cfg):
             cfg.paths.output_dir = str(sweep / str(seed))
         run(cfg)
+    return sweep
+
+
+def test_compare_aggregates_seeds_into_tables_and_plots(make_debug_cfg, tmp_path):
+    sweep = two_seed_sweep(make_debug_cfg, tmp_path)
     summary = run(make_debug_cfg("stage=compare", f"compare.dir={sweep}"))
     assert set(summary) == {"sft (start)", "traditional", "pairwise_rl"}
     assert summary["traditional"]["gold (sampled)"]["n"] == 2
@@ -32,12 +38,7 @@ def test_compare_aggregates_seeds_into_tables_and_plots(make_debug_cfg, tmp_path
 
 
 def test_compare_refuses_runs_built_by_different_code_unless_allowed(make_debug_cfg, tmp_path):
-    sweep = tmp_path / "multirun"
-    for seed in (0, 1):
-        cfg = make_debug_cfg("experiment=pairwise_vs_bt", f"seed={seed}")
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(sweep / str(seed))
-        run(cfg)
+    sweep = two_seed_sweep(make_debug_cfg, tmp_path)
     stale = sweep / "1" / "result.json"
     result = json.loads(stale.read_text())
     assert {v for stages in result["code_versions"].values() for v in stages.values()} == {
