@@ -265,6 +265,9 @@ class PipelineConfig:
 class CompareConfig:
     dir: Optional[str] = None
     allow_mixed_code: bool = False
+    layout: str = "auto"
+    metrics: List[str] = field(default_factory=list)
+    baseline: Optional[str] = None
 
 
 # ----------------------------------------------------------------------------------------------------- eval
@@ -347,6 +350,7 @@ def validate(cfg: DictConfig) -> None:
     # Imported here: the registries live beside the code they select, and importing them loads no model.
     from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
     from pairwise_rl.cache import CLEAN_RULES
+    from pairwise_rl.eval.report import SETUP_LAYOUTS
     from pairwise_rl.models.factory import TINY_ARCHS
     from pairwise_rl.pipeline import CACHE_POLICIES
     from pairwise_rl.rewards import RM_MODES
@@ -477,6 +481,7 @@ def validate(cfg: DictConfig) -> None:
             _one_of(cfg, f"pipeline.setups.{i}.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
     if cfg.stage == "compare":
         _check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
+        _one_of(cfg, "compare.layout", list(SETUP_LAYOUTS))
     _one_of(cfg, "paths.cache_policy", CACHE_POLICIES.names())
     for rule in cfg.cache.clean:
         _check(rule in CLEAN_RULES, "cache.clean", f"unknown rule {rule!r}; choose from {CLEAN_RULES.names()}")

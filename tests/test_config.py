@@ -119,8 +119,9 @@ def test_wrong_type_fails_at_composition_naming_the_key(tmp_path):
     ("rm.verdict_tokens=[A,A]", "rm.verdict_tokens"),
     ("model.tiny.num_heads=3", "model.tiny.hidden_size"),
     ("stage=compare", "compare.dir"),
+    (("stage=compare", "compare.dir=x", "compare.layout=sideways"), "compare.layout"),
 ])
 def test_out_of_range_or_inconsistent_values_fail_validation_naming_the_key(override, key, tmp_path):
-    cfg = compose_config([override], tmp_path)
+    cfg = compose_config(list(override) if isinstance(override, tuple) else [override], tmp_path)
     with pytest.raises(ConfigError, match=f"^{key}:"):
         validate(cfg)

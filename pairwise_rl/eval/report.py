@@ -5,9 +5,23 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from pairwise_rl import distributed
+
+
+SETUP_LAYOUTS = ("auto", "setups_as_columns", "setups_as_rows")
+MAX_SETUP_COLUMNS = 5  # layout=auto: beyond this many setups (the start row included) each setup gets a row
+
+
+def orient(by_setup: Mapping[str, Mapping[str, object]], layout: str = "auto") -> dict[str, dict[str, object]]:
+    """A {setup: {metric: value}} table as printed: metrics as rows for a few setups (they read side by side),
+    setups as rows for many (an 18-cell ablation as 19 narrow columns is unreadable)."""
+    if layout not in SETUP_LAYOUTS:
+        raise ValueError(f"table layout {layout!r}: expected one of {', '.join(SETUP_LAYOUTS)}")
+    as_rows = layout == "setups_as_rows" or (layout == "auto" and len(by_setup) > MAX_SETUP_COLUMNS)
+    return {name: dict(row) for name, row in by_setup.items()} if as_rows else transpose(by_setup)
 
 
 def print_table(title: str, rows: Mapping[str, Mapping[str, float]], columns: Sequence[str] | None = None,
@@ -23,6 +37,11 @@ def print_table(title: str, rows: Mapping[str, Mapping[str, float]], columns: Se
         table.add_column(column, justify="right")
     for name, row in rows.items():
         table.add_row(name, *(_fmt(row.get(c)) for c in columns))
+    # A log file or pipe gets the table at its natural width: rich would otherwise squeeze it into 80 columns and
+    # cut every cell to '…'. A terminal keeps its own width (rich wraps cells there, it loses none).
+    if not console.is_terminal:
+        natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console.width = max(console.width, natural)
     console.print(table)
 
 

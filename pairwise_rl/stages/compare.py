@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,7 +24,7 @@ from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import atomic_write_text, read_json
 from pairwise_rl.eval.metrics import Reliability, pool_reliability
 from pairwise_rl.eval.plots import plot_gold_vs_kl, plot_gold_vs_step, plot_reliability
-from pairwise_rl.eval.report import print_table
+from pairwise_rl.eval.report import orient, print_table
 from pairwise_rl.stages import STAGES
 
 log = logging.getLogger(__name__)
@@ -69,16 +69,57 @@ def check_code_versions(results: List[dict], allow_mixed: bool) -> Dict[str, Lis
     return {setup: sorted(versions) for setup, versions in per_setup.items()}
 
 
+def setup_order(results: List[dict]) -> List[str]:
+    """Setups in the order the experiment lists them (the start row first), then any others alphabetically."""
+    listed: List[str] = []
+    for result in results:
+        names = result.get("setups") or ["sft (start)", *(s["name"] for s in
+                                                          result.get("config", {}).get("pipeline", {}).get("setups", []))]
+        listed.extend(names)
+    every = {setup for result in results for setup in result["results"]}
+    listed = [s for s in dict.fromkeys(listed) if s in every]
+    return listed + sorted(every - set(listed), key=lambda setup: (not setup.startswith("sft"), setup))
+
+
+def metric_order(results: List[dict], chosen: List[str]) -> List[str]:
+    """compare.metrics when given (each must exist), else the pipeline's column order, else first seen."""
+    seen = list(dict.fromkeys([*(c for r in results for c in r.get("columns", [])),
+                               *(m for r in results for row in r["results"].values() for m in row)]))
+    missing = [m for m in chosen if m not in seen]
+    if missing:
+        raise KeyError(f"compare.metrics: {missing} not in these results; they have: {seen}")
+    return list(chosen) or seen
+
+
 def summarise(results: List[dict]) -> Dict[str, Dict[str, dict]]:
-    """{setup: {metric: mean_ci over the runs (seeds) that have it}}."""
+    """{setup: {metric: mean_ci over the runs (seeds) that have it}}, setups in the experiment's order."""
     values: Dict[str, Dict[str, List[float]]] = {}
     for result in results:
         for setup, metrics in result["results"].items():
             for metric, value in metrics.items():
                 if value is not None:
                     values.setdefault(setup, {}).setdefault(metric, []).append(float(value))
-    start_first = sorted(values, key=lambda setup: (not setup.startswith("sft"), setup))  # the baseline row first
-    return {setup: {metric: mean_ci(v) for metric, v in values[setup].items()} for setup in start_first}
+    return {setup: {metric: mean_ci(v) for metric, v in values[setup].items()}
+            for setup in setup_order(results) if setup in values}
+
+
+def paired_differences(results: List[dict], baseline: str) -> Dict[str, Dict[str, dict]]:
+    """{setup: {metric: mean_ci over seeds of (setup - baseline) within each run}}: the seeds' shared SFT policy
+    and RMs cancel, so the interval is far narrower than the difference of two unpaired intervals."""
+    if not any(baseline in r["results"] for r in results):
+        raise KeyError(f"compare.baseline={baseline!r}: no run has that setup; they have "
+                       f"{setup_order(results)}")
+    values: Dict[str, Dict[str, List[float]]] = {}
+    for result in results:
+        base = result["results"].get(baseline)
+        if base is None:
+            continue
+        for setup, metrics in result["results"].items():
+            for metric, value in metrics.items():
+                if setup != baseline and value is not None and base.get(metric) is not None:
+                    values.setdefault(setup, {}).setdefault(metric, []).append(float(value) - float(base[metric]))
+    return {setup: {metric: mean_ci(v) for metric, v in values[setup].items()}
+            for setup in setup_order(results) if setup in values}
 
 
 def _cell(stat: dict) -> str:
@@ -97,24 +138,46 @@ def code_row(versions: Dict[str, List[str]], setups: List[str]) -> Dict[str, str
     return cells
 
 
-def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Path,
-                 versions: Dict[str, List[str]]) -> None:
-    metrics = list(dict.fromkeys(m for setup in summary.values() for m in setup))
-    setups = list(summary)
+def markdown_table(summary: Dict[str, Dict[str, dict]], metrics: List[str], layout: str,
+                   extra_row: Optional[Dict[str, str]] = None) -> List[str]:
+    """Markdown lines of a {setup: {metric: stat}} table, oriented by `layout` (eval.report.orient)."""
+    cells = {setup: {m: _cell(stats[m]) if m in stats else "-" for m in metrics} for setup, stats in summary.items()}
+    if extra_row:
+        for setup in cells:
+            cells[setup][extra_row["name"]] = extra_row["cells"].get(setup, "-")
+    table = orient(cells, layout)
+    columns = list(dict.fromkeys(c for row in table.values() for c in row))
+    corner = "setup" if set(table) <= set(cells) else "metric"
+    lines = ["| " + " | ".join([corner, *columns]) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += ["| " + " | ".join([name, *(str(row.get(c, "-")) for c in columns)]) + " |" for name, row in table.items()]
+    return lines
+
+
+def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Path, versions: Dict[str, List[str]],
+                 metrics: List[str], layout: str, paired: Optional[Dict[str, Dict[str, dict]]] = None,
+                 baseline: Optional[str] = None) -> None:
+    """compare.md (the chosen metrics; paired differences when a baseline is set) and compare.csv (every metric)."""
     every = sorted({v for vs in versions.values() for v in vs})
+    code = None
+    if len(every) > 1:
+        code = {"name": "code version", "cells": code_row(versions, list(summary))}
     lines = [f"Mean ± 95% t-interval over seeds {seeds} (n per cell in compare.csv); code version "
              f"{every[0] if len(every) == 1 else 'MIXED: ' + ', '.join(every)}.", "",
-             "| metric | " + " | ".join(setups) + " |", "|---" * (len(setups) + 1) + "|"]
-    for metric in metrics:
-        lines.append(f"| {metric} | " + " | ".join(_cell(summary[s][metric]) if metric in summary[s] else "-"
-                                                    for s in setups) + " |")
-    if len(every) > 1:
-        codes = code_row(versions, setups)
-        lines.append("| code version | " + " | ".join(codes[s] for s in setups) + " |")
+             *markdown_table(summary, metrics, layout, code)]
+    if paired:
+        lines += ["", f"Paired difference, setup − {baseline}, within each seed's run, then mean ± 95% t-interval "
+                      "over seeds:", "", *markdown_table(paired, metrics, layout)]
     atomic_write_text(out / "compare.md", "\n".join(lines) + "\n")
-    rows = [{"setup": s, "metric": m, **stat} for s in setups for m, stat in summary[s].items()]
-    with open(out / "compare.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["setup", "metric", "mean", "half_width", "n"])
+    write_csv(out / "compare.csv", summary, ["setup", "metric", "mean", "half_width", "n"])
+    if paired:
+        write_csv(out / "compare_paired.csv", paired, ["setup", "metric", "mean", "half_width", "n"],
+                  baseline=baseline)
+
+
+def write_csv(path: Path, summary: Dict[str, Dict[str, dict]], fields: List[str], **constant: str) -> None:
+    rows = [{**constant, "setup": s, "metric": m, **stat} for s in summary for m, stat in summary[s].items()]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*constant, *fields])
         writer.writeheader()
         writer.writerows(rows)
 
@@ -156,15 +219,22 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     results = load_results(directory)
     versions = check_code_versions(results, cfg.compare.allow_mixed_code)
     summary = summarise(results)
+    metrics = metric_order(results, list(cfg.compare.metrics))
+    baseline = cfg.compare.baseline
+    paired = paired_differences(results, baseline) if baseline else None
     seeds = sorted({r["seed"] for r in results})
-    write_tables(summary, seeds, directory, versions)
+    write_tables(summary, seeds, directory, versions, metrics, cfg.compare.layout, paired, baseline)
 
     write_plots(results, directory)
-    rows = {metric: {s: _cell(summary[s][metric]) for s in summary if metric in summary[s]}
-            for metric in dict.fromkeys(m for s in summary.values() for m in s)}
+    shown = {s: {m: _cell(summary[s][m]) for m in metrics if m in summary[s]} for s in summary}
     if len({v for vs in versions.values() for v in vs}) > 1:
-        rows["code version"] = code_row(versions, list(summary))
+        for setup, cell in code_row(versions, list(summary)).items():
+            shown[setup]["code version"] = cell
         log.warning("compare.allow_mixed_code=true: this table mixes code versions (see its 'code version' row)")
-    print_table(f"{len(results)} runs, seeds {seeds}: mean ± 95% interval", rows)
+    print_table(f"{len(results)} runs, seeds {seeds}: mean ± 95% interval", orient(shown, cfg.compare.layout))
+    if paired:
+        print_table(f"Paired difference vs {baseline} (per seed), mean ± 95% interval",
+                    orient({s: {m: _cell(paired[s][m]) for m in metrics if m in paired[s]} for s in paired},
+                           cfg.compare.layout))
     log.info("wrote %s, %s and plots in %s", directory / "compare.md", directory / "compare.csv", directory)
     return summary

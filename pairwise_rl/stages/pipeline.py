@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from pairwise_rl import provenance
 from pairwise_rl.eval.io import read_json, write_json
 from pairwise_rl.eval.judge import judge_kind
-from pairwise_rl.eval.report import print_table, transpose
+from pairwise_rl.eval.report import orient, print_table
 from pairwise_rl.pipeline import COMPLETE, built_by, ensure, stage_metrics
 from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, ppo_label
 from pairwise_rl.stages import STAGES
@@ -99,7 +99,7 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     shown = {name: {column: value for column, value in row.items()
                     if any(r.get(column) is not None for r in results.values())}  # no all-empty rows (no gold)
              for name, row in results.items()}
-    print_table(f"{cfg.experiment_name}: held-out test prompts (seed {cfg.seed})", transpose(shown))
+    print_table(f"{cfg.experiment_name}: held-out test prompts (seed {cfg.seed})", orient(shown))
     codes = {name: {stage: provenance.code_version(built_by(Path(p))) for stage, p in dirs.items()}
              for name, dirs in paths.items()}
     mixed = sorted({v for stages in codes.values() for v in stages.values()} - {provenance.current()["code_version"]})
@@ -108,7 +108,9 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
                     "stage=compare refuses it unless compare.allow_mixed_code=true", ", ".join(mixed),
                     provenance.label(provenance.current()), cfg.paths.cache_policy)
     out = Path(cfg.paths.output_dir)
+    # result.json is written with sorted keys: `setups` and `columns` keep the order the experiment gave them.
     result = {"experiment": cfg.experiment_name, "seed": cfg.seed, "results": results, "artifacts": paths,
+              "setups": list(results), "columns": list(dict.fromkeys(c for row in results.values() for c in row)),
               "code_versions": codes, "built_by": provenance.current(),
               "config": OmegaConf.to_container(cfg, resolve=True)}
     write_json(out / "result.json", result)

@@ -58,3 +58,30 @@ def test_compare_refuses_runs_built_by_different_code_unless_allowed(make_debug_
     setups = list(summary)
     assert cells[setups.index("traditional")] == provenance.current()["code_version"]
     assert cells[setups.index("pairwise_rl")].startswith("MIXED: ") and "0" * 12 in cells[setups.index("pairwise_rl")]
+
+
+def test_compare_orders_selects_and_pairs_by_seed(make_debug_cfg, tmp_path):
+    sweep = two_seed_sweep(make_debug_cfg, tmp_path)
+    runs = {seed: json.loads((sweep / str(seed) / "result.json").read_text())["results"] for seed in (0, 1)}
+    metrics = ["KL to SFT", "gold (sampled)"]
+    run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", f"compare.metrics={metrics}",
+                       "compare.baseline=traditional", "compare.layout=setups_as_rows"))
+    lines = (sweep / "compare.md").read_text().splitlines()
+    assert lines[2] == "| setup | KL to SFT | gold (sampled) |"  # the chosen metrics, in the chosen order
+    # setups in the experiment's order (sft first, then as pairwise_vs_bt lists them), one row each
+    assert [line.split(" | ")[0][2:] for line in lines[4:7]] == ["sft (start)", "traditional", "pairwise_rl"]
+    with open(sweep / "compare_paired.csv") as handle:
+        paired = {(r["setup"], r["metric"]): r for r in csv.DictReader(handle)}
+    assert ("traditional", "KL to SFT") not in paired  # the baseline is not paired with itself
+    for metric in ("KL to SFT", "reward (own RM)"):
+        diffs = [runs[s]["pairwise_rl"][metric] - runs[s]["traditional"][metric] for s in (0, 1)]
+        row = paired[("pairwise_rl", metric)]
+        assert float(row["mean"]) == pytest.approx(sum(diffs) / 2) and row["n"] == "2" and row["baseline"] == "traditional"
+        # two seeds: t_{0.975, 1} = 12.706 times sd / sqrt(2), and sd of two values is |d0 - d1| / sqrt(2)
+        assert float(row["half_width"]) == pytest.approx(12.706 * abs(diffs[0] - diffs[1]) / 2)
+    assert "Paired difference, setup − traditional" in (sweep / "compare.md").read_text()
+
+    with pytest.raises(KeyError, match="compare.metrics"):
+        run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.metrics=['gold (samples)']"))
+    with pytest.raises(KeyError, match="compare.baseline='bt'"):
+        run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.baseline=bt"))
