@@ -35,10 +35,14 @@ SHORT = ["sft.max_steps=30", "sft.val_every=1000", "sft.checkpoint_every=1000", 
          "rm.num_train_pairs=512", "rm.num_eval_pairs=128", "rm.max_steps=10", "rm.val_every=1000",
          "rm.checkpoint_every=1000", "ppo.iterations=2", "ppo.val_every=1000", "ppo.checkpoint_every=1000",
          "logger=csv", "trainer.progress_bar=none"]
+GROUPS = ["ppo.samples_per_prompt=4", "ppo.rollout_batch_size=16", "ppo.minibatch_size=8"]
 STAGES = [("sft", ["stage=sft"]), ("pairs", ["stage=pairs"]), ("rm (bt)", ["stage=rm", "rm=bt"]),
           ("rm (generative)", ["stage=rm", "rm=generative"]),
           ("ppo (standard, bt)", ["stage=ppo", "rm=bt", "ppo=standard"]),
-          ("ppo (pairwise, generative)", ["stage=ppo", "rm=generative", "ppo=pairwise"])]
+          ("ppo (pairwise, generative)", ["stage=ppo", "rm=generative", "ppo=pairwise"]),
+          # The critic's share: the same rollout (16 prompts x 4 samples), with and without a critic.
+          ("ppo (gae, bt, 4 samples)", ["stage=ppo", "rm=bt", "ppo.advantage=gae", *GROUPS]),
+          ("ppo (grpo, bt, 4 samples)", ["stage=ppo", "rm=bt", "ppo.advantage=grpo", *GROUPS])]
 
 
 def peak_rss_mib(code: str, *argv: str) -> float:

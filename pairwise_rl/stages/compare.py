@@ -123,6 +123,8 @@ def paired_differences(results: List[dict], baseline: str) -> Dict[str, Dict[str
 
 
 def _cell(stat: dict) -> str:
+    if stat["half_width"] == 0 and float(stat["mean"]).is_integer():
+        return f"{stat['mean']:.0f}"  # a count that every seed shares (judge rows per iteration)
     if stat["n"] < 2:
         return f"{stat['mean']:.3f}"
     return f"{stat['mean']:.3f} ± {stat['half_width']:.3f}"

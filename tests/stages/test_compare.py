@@ -32,7 +32,10 @@ def test_compare_aggregates_seeds_into_tables_and_plots(make_debug_cfg, tmp_path
     with open(sweep / "compare.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert {r["setup"] for r in rows} == set(summary) and all(r["n"] == "2" for r in rows)
-    assert "±" in (sweep / "compare.md").read_text()
+    table = (sweep / "compare.md").read_text()
+    assert "±" in table
+    # a count every seed shares prints as a count: 8 BT scores (debug rollout) and 16 verdict rows (both orders)
+    assert "| judge rows / iteration | - | 8 | 16 |" in table.splitlines()
     for plot in ("gold_vs_step.png", "gold_vs_kl.png", "rm_reliability.png"):
         assert (sweep / plot).stat().st_size > 1000
 
