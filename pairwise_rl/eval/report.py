@@ -18,10 +18,15 @@ MAX_SETUP_COLUMNS = 5  # layout=auto: beyond this many setups (the start row inc
 def orient(by_setup: Mapping[str, Mapping[str, object]], layout: str = "auto") -> dict[str, dict[str, object]]:
     """A {setup: {metric: value}} table as printed: metrics as rows for a few setups (they read side by side),
     setups as rows for many (an 18-cell ablation as 19 narrow columns is unreadable)."""
+    if setups_as_rows(len(by_setup), layout):
+        return {name: dict(row) for name, row in by_setup.items()}
+    return transpose(by_setup)
+
+
+def setups_as_rows(setups: int, layout: str = "auto") -> bool:
     if layout not in SETUP_LAYOUTS:
         raise ValueError(f"table layout {layout!r}: expected one of {', '.join(SETUP_LAYOUTS)}")
-    as_rows = layout == "setups_as_rows" or (layout == "auto" and len(by_setup) > MAX_SETUP_COLUMNS)
-    return {name: dict(row) for name, row in by_setup.items()} if as_rows else transpose(by_setup)
+    return layout == "setups_as_rows" or (layout == "auto" and setups > MAX_SETUP_COLUMNS)
 
 
 def print_table(title: str, rows: Mapping[str, Mapping[str, float]], columns: Sequence[str] | None = None,

@@ -24,7 +24,7 @@ from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import atomic_write_text, read_json
 from pairwise_rl.eval.metrics import Reliability, pool_reliability
 from pairwise_rl.eval.plots import plot_gold_vs_kl, plot_gold_vs_step, plot_reliability
-from pairwise_rl.eval.report import orient, print_table
+from pairwise_rl.eval.report import orient, print_table, setups_as_rows
 from pairwise_rl.stages import STAGES
 
 log = logging.getLogger(__name__)
@@ -140,16 +140,22 @@ def code_row(versions: Dict[str, List[str]], setups: List[str]) -> Dict[str, str
     return cells
 
 
-def markdown_table(summary: Dict[str, Dict[str, dict]], metrics: List[str], layout: str,
-                   extra_row: Optional[Dict[str, str]] = None) -> List[str]:
-    """Markdown lines of a {setup: {metric: stat}} table, oriented by `layout` (eval.report.orient)."""
+def table_cells(summary: Dict[str, Dict[str, dict]], metrics: List[str],
+                versions: Optional[Dict[str, List[str]]] = None) -> Dict[str, Dict[str, str]]:
+    """{setup: {metric: 'mean ± half-width'}} for the chosen metrics, plus a 'code version' cell per setup when
+    `versions` holds more than one version (compare.allow_mixed_code)."""
     cells = {setup: {m: _cell(stats[m]) if m in stats else "-" for m in metrics} for setup, stats in summary.items()}
-    if extra_row:
-        for setup in cells:
-            cells[setup][extra_row["name"]] = extra_row["cells"].get(setup, "-")
+    if versions and len({v for vs in versions.values() for v in vs}) > 1:
+        for setup, cell in code_row(versions, list(summary)).items():
+            cells[setup]["code version"] = cell
+    return cells
+
+
+def markdown_table(cells: Dict[str, Dict[str, str]], layout: str) -> List[str]:
+    """Markdown lines of a {setup: {metric: cell}} table, oriented by `layout` (eval.report.orient)."""
     table = orient(cells, layout)
     columns = list(dict.fromkeys(c for row in table.values() for c in row))
-    corner = "setup" if set(table) <= set(cells) else "metric"
+    corner = "setup" if setups_as_rows(len(cells), layout) else "metric"
     lines = ["| " + " | ".join([corner, *columns]) + " |", "|---" * (len(columns) + 1) + "|"]
     lines += ["| " + " | ".join([name, *(str(row.get(c, "-")) for c in columns)]) + " |" for name, row in table.items()]
     return lines
@@ -160,15 +166,12 @@ def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Pat
                  baseline: Optional[str] = None) -> None:
     """compare.md (the chosen metrics; paired differences when a baseline is set) and compare.csv (every metric)."""
     every = sorted({v for vs in versions.values() for v in vs})
-    code = None
-    if len(every) > 1:
-        code = {"name": "code version", "cells": code_row(versions, list(summary))}
     lines = [f"Mean ± 95% t-interval over seeds {seeds} (n per cell in compare.csv); code version "
              f"{every[0] if len(every) == 1 else 'MIXED: ' + ', '.join(every)}.", "",
-             *markdown_table(summary, metrics, layout, code)]
+             *markdown_table(table_cells(summary, metrics, versions), layout)]
     if paired:
         lines += ["", f"Paired difference, setup − {baseline}, within each seed's run, then mean ± 95% t-interval "
-                      "over seeds:", "", *markdown_table(paired, metrics, layout)]
+                      "over seeds:", "", *markdown_table(table_cells(paired, metrics), layout)]
     atomic_write_text(out / "compare.md", "\n".join(lines) + "\n")
     write_csv(out / "compare.csv", summary, ["setup", "metric", "mean", "half_width", "n"])
     if paired:
@@ -228,15 +231,12 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     write_tables(summary, seeds, directory, versions, metrics, cfg.compare.layout, paired, baseline)
 
     write_plots(results, directory)
-    shown = {s: {m: _cell(summary[s][m]) for m in metrics if m in summary[s]} for s in summary}
     if len({v for vs in versions.values() for v in vs}) > 1:
-        for setup, cell in code_row(versions, list(summary)).items():
-            shown[setup]["code version"] = cell
         log.warning("compare.allow_mixed_code=true: this table mixes code versions (see its 'code version' row)")
-    print_table(f"{len(results)} runs, seeds {seeds}: mean ± 95% interval", orient(shown, cfg.compare.layout))
+    print_table(f"{len(results)} runs, seeds {seeds}: mean ± 95% interval",
+                orient(table_cells(summary, metrics, versions), cfg.compare.layout))
     if paired:
         print_table(f"Paired difference vs {baseline} (per seed), mean ± 95% interval",
-                    orient({s: {m: _cell(paired[s][m]) for m in metrics if m in paired[s]} for s in paired},
-                           cfg.compare.layout))
+                    orient(table_cells(paired, metrics), cfg.compare.layout))
     log.info("wrote %s, %s and plots in %s", directory / "compare.md", directory / "compare.csv", directory)
     return summary
