@@ -43,6 +43,7 @@ SUMMARY = {  # column in the table -> (stage, metric)
     "length (tokens)": ("evaluate", "ppo/length_sampled"),
     "judge rows / iteration": ("ppo", "judge_rows_per_iteration"),
 }
+SECONDS_PER_ITERATION = "PPO s / iteration"  # wall time: the one column two identical runs never agree on
 STAGE_ORDER = ("sft", "rm", "ppo", "evaluate")
 
 
@@ -93,7 +94,7 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
         metrics = {stage: stage_metrics(path) for stage, path in dirs.items()}
         first_metrics = first_metrics or metrics
         results[setup["name"]] = {column: metrics.get(stage, {}).get(key) for column, (stage, key) in SUMMARY.items()}
-        results[setup["name"]]["PPO s / iteration"] = seconds_per_iteration(dirs["ppo"], setup_cfg.ppo.iterations)
+        results[setup["name"]][SECONDS_PER_ITERATION] = seconds_per_iteration(dirs["ppo"], setup_cfg.ppo.iterations)
         paths[setup["name"]] = {stage: str(path) for stage, path in dirs.items()}
     results = {"sft (start)": sft_row(first_metrics), **results}
     shown = {name: {column: value for column, value in row.items()
