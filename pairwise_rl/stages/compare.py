@@ -99,6 +99,11 @@ def summarise(results: List[dict]) -> Dict[str, Dict[str, dict]]:
             for metric, value in metrics.items():
                 if value is not None:
                     values.setdefault(setup, {}).setdefault(metric, []).append(float(value))
+    return intervals(values, results)
+
+
+def intervals(values: Dict[str, Dict[str, List[float]]], results: List[dict]) -> Dict[str, Dict[str, dict]]:
+    """{setup: {metric: per-seed values}} -> {setup: {metric: mean_ci}}, setups in the experiment's order."""
     return {setup: {metric: mean_ci(v) for metric, v in values[setup].items()}
             for setup in setup_order(results) if setup in values}
 
@@ -118,8 +123,7 @@ def paired_differences(results: List[dict], baseline: str) -> Dict[str, Dict[str
             for metric, value in metrics.items():
                 if setup != baseline and value is not None and base.get(metric) is not None:
                     values.setdefault(setup, {}).setdefault(metric, []).append(float(value) - float(base[metric]))
-    return {setup: {metric: mean_ci(v) for metric, v in values[setup].items()}
-            for setup in setup_order(results) if setup in values}
+    return intervals(values, results)
 
 
 def _cell(stat: dict) -> str:
@@ -130,12 +134,17 @@ def _cell(stat: dict) -> str:
     return f"{stat['mean']:.3f} ± {stat['half_width']:.3f}"
 
 
+def all_versions(versions: Dict[str, List[str]]) -> List[str]:
+    """Every code version the compared artifacts came from (more than one only with compare.allow_mixed_code)."""
+    return sorted({v for vs in versions.values() for v in vs})
+
+
 def code_row(versions: Dict[str, List[str]], setups: List[str]) -> Dict[str, str]:
     """The 'code version' row of a table: one version per setup, or all of them ('MIXED: a + b')."""
     cells = {}
     for setup in setups:
         # The start row reads several setups' artifacts: it carries every version in the table.
-        found = versions.get(setup) or sorted({v for vs in versions.values() for v in vs})
+        found = versions.get(setup) or all_versions(versions)
         cells[setup] = found[0] if len(found) == 1 else "MIXED: " + " + ".join(found)
     return cells
 
@@ -145,7 +154,7 @@ def table_cells(summary: Dict[str, Dict[str, dict]], metrics: List[str],
     """{setup: {metric: 'mean ± half-width'}} for the chosen metrics, plus a 'code version' cell per setup when
     `versions` holds more than one version (compare.allow_mixed_code)."""
     cells = {setup: {m: _cell(stats[m]) if m in stats else "-" for m in metrics} for setup, stats in summary.items()}
-    if versions and len({v for vs in versions.values() for v in vs}) > 1:
+    if versions and len(all_versions(versions)) > 1:
         for setup, cell in code_row(versions, list(summary)).items():
             cells[setup]["code version"] = cell
     return cells
@@ -165,7 +174,7 @@ def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Pat
                  metrics: List[str], layout: str, paired: Optional[Dict[str, Dict[str, dict]]] = None,
                  baseline: Optional[str] = None) -> None:
     """compare.md (the chosen metrics; paired differences when a baseline is set) and compare.csv (every metric)."""
-    every = sorted({v for vs in versions.values() for v in vs})
+    every = all_versions(versions)
     lines = [f"Mean ± 95% t-interval over seeds {seeds} (n per cell in compare.csv); code version "
              f"{every[0] if len(every) == 1 else 'MIXED: ' + ', '.join(every)}.", "",
              *markdown_table(table_cells(summary, metrics, versions), layout)]
@@ -173,16 +182,16 @@ def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Pat
         lines += ["", f"Paired difference, setup − {baseline}, within each seed's run, then mean ± 95% t-interval "
                       "over seeds:", "", *markdown_table(table_cells(paired, metrics), layout)]
     atomic_write_text(out / "compare.md", "\n".join(lines) + "\n")
-    write_csv(out / "compare.csv", summary, ["setup", "metric", "mean", "half_width", "n"])
+    write_csv(out / "compare.csv", summary)
     if paired:
-        write_csv(out / "compare_paired.csv", paired, ["setup", "metric", "mean", "half_width", "n"],
-                  baseline=baseline)
+        write_csv(out / "compare_paired.csv", paired, baseline=baseline)
 
 
-def write_csv(path: Path, summary: Dict[str, Dict[str, dict]], fields: List[str], **constant: str) -> None:
+def write_csv(path: Path, summary: Dict[str, Dict[str, dict]], **constant: str) -> None:
+    """One row per (setup, metric) with its mean, half-width and n; `constant` columns (the baseline) come first."""
     rows = [{**constant, "setup": s, "metric": m, **stat} for s in summary for m, stat in summary[s].items()]
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*constant, *fields])
+        writer = csv.DictWriter(handle, fieldnames=[*constant, "setup", "metric", "mean", "half_width", "n"])
         writer.writeheader()
         writer.writerows(rows)
 
@@ -231,7 +240,7 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     write_tables(summary, seeds, directory, versions, metrics, cfg.compare.layout, paired, baseline)
 
     write_plots(results, directory)
-    if len({v for vs in versions.values() for v in vs}) > 1:
+    if len(all_versions(versions)) > 1:
         log.warning("compare.allow_mixed_code=true: this table mixes code versions (see its 'code version' row)")
     print_table(f"{len(results)} runs, seeds {seeds}: mean ± 95% interval",
                 orient(table_cells(summary, metrics, versions), cfg.compare.layout))
