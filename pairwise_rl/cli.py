@@ -25,6 +25,9 @@ def run(cfg: DictConfig):
     if distributed.needs_relaunch(cfg.trainer):  # trainer=ddp|fsdp with N devices, started as one process
         return distributed.relaunch(cfg.trainer)
     joined = distributed.join_process_group(cfg.trainer)
+    from pairwise_rl.models import packing
+
+    packing.set_enabled(cfg.trainer.packing)
     from pairwise_rl.stages import STAGES
 
     result = STAGES.get(cfg.stage)(cfg)

@@ -209,6 +209,7 @@ class TrainerConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     num_threads: int = 0
+    packing: bool = True
     progress_bar: str = "rich"
     log_every_n_steps: int = 10
     activation_checkpointing: bool = False

@@ -12,14 +12,24 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedModel
 
-from pairwise_rl.data.encoding import position_ids_from_mask
+from pairwise_rl.data.encoding import IGNORE_INDEX, position_ids_from_mask
+from pairwise_rl.models import packing
 from pairwise_rl.models.sharding import is_sharded
 
 
 def hidden_states(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Final-layer hidden states (B, T, H) of the backbone (no LM head, no score head)."""
-    inputs = dict(input_ids=input_ids, attention_mask=attention_mask,
-                  position_ids=position_ids_from_mask(attention_mask), use_cache=False)
+    """Final-layer hidden states (B, T, H) of the backbone (no LM head, no score head), zeros at padding when the
+    batch ran packed (models/packing.py: on by default, `trainer.packing`)."""
+    packed = packing.plan_for(model, input_ids, attention_mask)
+    if packed is None:
+        return _forward_hidden(model, dict(input_ids=input_ids, attention_mask=attention_mask,
+                                           position_ids=position_ids_from_mask(attention_mask), use_cache=False))
+    mask = packed.model_mask(model.config._attn_implementation, model.get_input_embeddings().weight.dtype)
+    return packed.unpack(_forward_hidden(model, dict(input_ids=packed.input_ids, attention_mask=mask,
+                                                     position_ids=packed.position_ids, use_cache=False)))
+
+
+def _forward_hidden(model: PreTrainedModel, inputs: dict) -> torch.Tensor:
     if is_sharded(model):
         # FSDP2 gathers the root's own weights (embeddings, final norm, LM / score head) in the root forward and
         # reduces their gradients after backward; calling the backbone directly would skip both. The root stays
@@ -31,6 +41,16 @@ def hidden_states(model: PreTrainedModel, input_ids: torch.Tensor, attention_mas
 
 def last_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     return hidden_states(model, input_ids, attention_mask)[:, -1]
+
+
+def causal_lm_loss(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labelled positions (labels[t] is predicted at t-1; IGNORE_INDEX
+    elsewhere), as transformers' own causal-LM loss, with the LM head applied only where a label is."""
+    targets = labels[:, 1:]
+    labelled = targets != IGNORE_INDEX
+    hidden = hidden_states(model, input_ids, attention_mask)[:, :-1][labelled]
+    return torch.nn.functional.cross_entropy(lm_head_logits(model, hidden).float(), targets[labelled])
 
 
 def lm_head_logits(model: PreTrainedModel, hidden: torch.Tensor, token_ids: Sequence[int] | None = None) -> torch.Tensor:

@@ -12,6 +12,7 @@ from pairwise_rl.data.batches import step_loader
 from pairwise_rl.data.encoding import encode_sft_batch
 from pairwise_rl.data.records import Prompt
 from pairwise_rl.eval.policy import policy_samples
+from pairwise_rl.models.heads import causal_lm_loss
 from pairwise_rl.modules.base import StepTrainedModule
 from pairwise_rl.modules.optim import adamw, warmup_cosine
 from pairwise_rl.tasks.base import Task
@@ -40,8 +41,7 @@ class SFTModule(StepTrainedModule):
 
     # ---------------------------------------------------------------------------------------------- loops
     def training_step(self, batch: Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                          labels=batch["labels"]).loss
+        loss = causal_lm_loss(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
         self.log("train/loss", loss, prog_bar=True, sync_dist=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return self.checked_loss(loss)
@@ -55,8 +55,7 @@ class SFTModule(StepTrainedModule):
                                      [p.reference for p in with_reference], self.cfg.data.max_prompt_tokens,
                                      self.cfg.data.max_response_tokens)
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            loss = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                              labels=batch["labels"]).loss
+            loss = causal_lm_loss(self.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
             self.log("val/loss", loss, prog_bar=self.task.gold is None, batch_size=len(with_reference))
         if self.task.gold is None:
             return
