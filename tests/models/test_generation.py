@@ -104,3 +104,20 @@ def test_checkpoint_generation_defaults_do_not_change_sampling(tokenizer):
                        return_logprobs=True)
     assert torch.equal(plain.response_ids, shipped.response_ids)
     assert torch.equal(plain.logprobs, shipped.logprobs)
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_static_kv_cache_samples_what_the_growing_cache_samples(tokenizer, monkeypatch, greedy):
+    """The static cache is a speed choice only: same seed, same tokens, same logprobs as the dynamic cache."""
+    import pairwise_rl.models.generation as generation
+
+    model = _model(tokenizer)
+    assert generation.uses_static_cache(model)
+    outs = {}
+    for static in (True, False):
+        monkeypatch.setattr(generation, "uses_static_cache", lambda m, static=static: static)
+        outs[static] = generate(model, tokenizer, PROMPTS * 6, max_new_tokens=12, max_prompt_tokens=64,
+                                greedy=greedy, generator_seed=3, return_logprobs=True)
+    assert torch.equal(outs[True].response_ids, outs[False].response_ids)
+    assert outs[True].texts == outs[False].texts
+    assert torch.allclose(outs[True].logprobs, outs[False].logprobs, atol=1e-5)
