@@ -99,7 +99,8 @@ class PackedBatch:
             return self.attention_mask
         # eager adds the mask to the scores
         blocked = torch.finfo(dtype).min
-        return torch.zeros(self.attention_mask.shape, dtype=dtype).masked_fill(~self.attention_mask, blocked)
+        return torch.zeros(self.attention_mask.shape, dtype=dtype,
+                           device=self.attention_mask.device).masked_fill(~self.attention_mask, blocked)
 
 
 def _trees(order: List[int], lengths: List[int], shared_with_previous: List[int],

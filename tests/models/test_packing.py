@@ -167,3 +167,18 @@ def test_the_cheapest_row_width_is_chosen():
     mask = (ids != 0).long()
     assert plan_packing(ids, mask, 0, attention_width=1e9).input_ids.shape == (4, 24)
     assert plan_packing(ids, mask, 0, attention_width=1.0) is None
+
+
+def test_eager_attention_reads_the_additive_mask():
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_causal_lm(OmegaConf.create({"arch": "llama", **TINY}), tokenizer, seed=0)
+    model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == "eager"
+    ids, mask = _padded_batch(tokenizer, TEXTS, left=True)
+    packing.set_enabled(False)
+    try:
+        padded = hidden_states(model, ids, mask)
+    finally:
+        packing.set_enabled(True)
+    assert packing.plan_for(model, ids, mask) is not None
+    assert torch.allclose(hidden_states(model, ids, mask) * mask.unsqueeze(-1), padded * mask.unsqueeze(-1), atol=1e-5)
