@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench clean
+.PHONY: run test test-all bench bench-real clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,18 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_memory.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_rm_training.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo.py $(ARGS)
+
+# The same benchmarks on SmolLM2-135M-Instruct and HH-RLHF rows (benchmarks/real.py), written as <name>_real.*.
+# Fetches the model once (pairwise-rl stage=fetch_model, ~30 s). Needs ../shared/data/hh-rlhf (or PAIRWISE_RL_HH_FILE).
+REAL_MODEL := artifacts/models/smollm2_135m_instruct/config.json
+$(REAL_MODEL): $(STAMP)
+	$(BIN)/pairwise-rl stage=fetch_model model=smollm2_135m_instruct logger=none
+
+bench-real: $(STAMP) $(REAL_MODEL)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_scoring.py --model smollm2 $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo_flops.py --model smollm2 $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_rm_training.py --model smollm2 $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo.py --model smollm2 $(ARGS)
 
 clean:
 	rm -rf outputs multirun artifacts .pytest_cache

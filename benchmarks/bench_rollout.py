@@ -21,7 +21,8 @@ def main() -> None:
     model_dir = default_model_dir()
     model, tokenizer = load_causal_lm(model_dir), load_tokenizer(model_dir)
     model.eval()
-    prompts, _ = digits_rows(args.n)
+    n = args.n or 1024
+    prompts, _ = digits_rows(n)
     batch = encode_prompts(tokenizer, prompts, 64)
     new_tokens = {}
 
@@ -41,13 +42,13 @@ def main() -> None:
     seconds = interleaved_medians({"ours": ours, "hf": plain_hf}, args.repeats)
     ours_s, hf_s = seconds["ours"], seconds["hf"]
     ratio = (new_tokens["ours"] / ours_s) / (new_tokens["hf"] / hf_s)
-    result = {"prompts": args.n, "max_new_tokens": MAX_NEW_TOKENS, "ours_new_tokens_per_s": new_tokens["ours"] / ours_s,
+    result = {"prompts": n, "max_new_tokens": MAX_NEW_TOKENS, "ours_new_tokens_per_s": new_tokens["ours"] / ours_s,
               "hf_new_tokens_per_s": new_tokens["hf"] / hf_s, "throughput_ratio": ratio}
     write_report(args.out, "rollout", result,
                  [["pairwise_rl generate", f"{new_tokens['ours'] / ours_s:,.0f}", f"{ratio:.2f}"],
                   ["plain HF generate", f"{new_tokens['hf'] / hf_s:,.0f}", "1.00"]],
                  ["sampler", "new tokens/s", "throughput vs HF"],
-                 f"{args.n} digits prompts in one batch, sampling at temperature 1, up to {MAX_NEW_TOKENS} new tokens, "
+                 f"{n} digits prompts in one batch, sampling at temperature 1, up to {MAX_NEW_TOKENS} new tokens, "
                  f"default tiny model, median of {args.repeats}.")
 
 

@@ -26,8 +26,15 @@ def arguments(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and markdown reports go")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (the median is reported)")
-    parser.add_argument("--n", type=int, default=1024, help="samples per repetition")
+    parser.add_argument("--n", type=int, default=None, help="samples per repetition (default: the benchmark's own)")
+    parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny",
+                        help="tiny: the default digits model; smollm2: SmolLM2-135M-Instruct on HH-RLHF rows "
+                             "(benchmarks/real.py; `make bench-real`), reported as <name>_real")
     return parser.parse_args()
+
+
+def report_name(name: str, args: argparse.Namespace) -> str:
+    return name if args.model == "tiny" else f"{name}_real"
 
 
 def default_model_dir() -> str:

@@ -1,7 +1,8 @@
 """Peer side of bench_ppo.py, run in the trl 1.12.0 environment: TRL's PPOTrainer (trl.experimental.ppo).
 
-argv: model_dir iterations rollout minibatch epochs response_length seed. The same tiny model is the policy, the
-reference, the reward model and the value model's backbone (as on our side). Prints one JSON line.
+argv: model_dir iterations rollout minibatch epochs response_length seed data prompt_tokens benchmarks_dir. data:
+digits (the tiny model's prompts) | hh (HH-RLHF prompts as a chat turn, benchmarks/real.py). The same model is the
+policy, the reference, the reward model and the value model's backbone (as on our side). Prints one JSON line.
 """
 
 import json
@@ -16,10 +17,11 @@ from trl.experimental.ppo import PPOConfig, PPOTrainer
 
 sys.path.insert(0, sys.argv[-1])  # the benchmarks directory: the same digits prompts as our side
 from common import digits_rows  # noqa: E402
+from real import hh_rows  # noqa: E402
 
 
 def main():
-    model_dir, iterations, rollout, minibatch, epochs, response_length, seed, _ = sys.argv[1:]
+    model_dir, iterations, rollout, minibatch, epochs, response_length, seed, data, prompt_tokens, _ = sys.argv[1:]
     iterations, rollout, minibatch, epochs = int(iterations), int(rollout), int(minibatch), int(epochs)
     torch.manual_seed(int(seed))
     tokenizer = PreTrainedTokenizerFast.from_pretrained(model_dir)
@@ -28,8 +30,15 @@ def main():
     reference = AutoModelForCausalLM.from_pretrained(model_dir)
     reward = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1)
     value = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1)
-    prompts, _ = digits_rows(rollout * iterations, seed=int(seed))
-    ids = [tokenizer(p)["input_ids"][-64:] for p in prompts]  # data.max_prompt_tokens
+    keep = int(prompt_tokens)  # data.max_prompt_tokens: the end of each prompt, as our side keeps it
+    if data == "digits":
+        prompts, _ = digits_rows(rollout * iterations, seed=int(seed))
+        ids = [tokenizer(p)["input_ids"][-keep:] for p in prompts]
+    else:  # the rows and chat formatting of our side (bench_ppo.Shape.prompts, models/chat.py)
+        prompts, _, _ = hh_rows(rollout * iterations, offset=int(seed) * 100)
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                               tokenize=False) for p in prompts]
+        ids = [row[-keep:] for row in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     train = Dataset.from_dict({"input_ids": ids})
     args = PPOConfig(
         output_dir=tempfile.mkdtemp(), report_to="none", save_strategy="no", logging_steps=10_000, seed=int(seed),

@@ -1,6 +1,7 @@
 """Peer side of bench_rm_training.py, run in the trl 1.16 environment: TRL's RewardTrainer on the given pairs.
 
-argv: model_dir pairs_dir steps batch_size lr warmup max_length seed. Prints one JSON line: train seconds,
+argv: model_dir pairs_dir steps batch_size lr warmup max_length seed chat|plain. With `chat`, prompts are formatted
+as a user turn of the tokenizer's chat template (the assistant header included), as our side reads them. Prints one JSON line: train seconds,
 pairs/s, held-out accuracy (reward of prompt+chosen > reward of prompt+rejected, the same criterion as ours).
 """
 
@@ -21,13 +22,20 @@ def rows(path):
 
 
 def main():
-    model_dir, pairs_dir, steps, batch, lr, warmup, max_length, seed = sys.argv[1:]
+    model_dir, pairs_dir, steps, batch, lr, warmup, max_length, seed, prompts = sys.argv[1:]
     steps, batch, warmup, max_length, seed, lr = int(steps), int(batch), int(warmup), int(max_length), int(seed), float(lr)
     torch.manual_seed(seed)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    train = Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
+
+    def prompt(text):
+        if prompts == "plain":
+            return text
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
+
+    train = Dataset.from_list([{"prompt": prompt(r["prompt"]), "chosen": r["chosen"], "rejected": r["rejected"]}
                                for r in rows(f"{pairs_dir}/train.jsonl")])
     args = RewardConfig(output_dir=tempfile.mkdtemp(), max_steps=steps, per_device_train_batch_size=batch,
                         learning_rate=lr, weight_decay=0.0, warmup_steps=warmup,
@@ -51,8 +59,8 @@ def main():
     with torch.no_grad():
         for i in range(0, len(test), 128):
             chunk = test[i:i + 128]
-            texts = [r["prompt"] + r["chosen"] + tokenizer.eos_token for r in chunk] + \
-                    [r["prompt"] + r["rejected"] + tokenizer.eos_token for r in chunk]
+            texts = [prompt(r["prompt"]) + r["chosen"] + tokenizer.eos_token for r in chunk] + \
+                    [prompt(r["prompt"]) + r["rejected"] + tokenizer.eos_token for r in chunk]
             tokenizer.padding_side = "right"
             enc = tokenizer(texts, return_tensors="pt", padding=True)
             scores = model(**enc).logits.squeeze(-1)
