@@ -151,7 +151,7 @@ def plan_packing(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: 
                  width_factor: Optional[float] = None, attention_width: float = 640.0) -> Optional[PackedBatch]:
     """The packed prefix-tree layout of a padded (B, T) batch, or None where it would not save MIN_SAVING of the
     cost (row_cost) or the rows are not contiguous runs (then the caller runs padded). The row width is
-    `width_factor` x T, or the cheapest of WIDTH_FACTORS x T by row_cost."""
+    `width_factor` x T, or the cheapest by row_cost of WIDTH_FACTORS x T and one or two largest trees."""
     rows, width = input_ids.shape
     mask = attention_mask.bool()
     if not contiguous_rows(mask):
@@ -163,9 +163,18 @@ def plan_packing(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: 
     order = sorted((i for i in range(rows) if lengths[i] > 0), key=lambda i: tokens[i])
     # In sorted order a sequence's longest shared prefix with any earlier one is the one with its predecessor.
     shared_with_previous = [0] + [shared_prefix_length(tokens[a], tokens[b]) for a, b in zip(order, order[1:])]
+    if width_factor is not None:
+        widths = [max(width, int(width * width_factor))]
+    else:
+        # Multiples of T, and rows exactly one or two of the largest trees wide: a judge's tree (a prompt and both
+        # orders) is often a little wider than T, and a row of 1.5 T would leave a third of it empty.
+        widest = max(width, int(width * WIDTH_FACTORS[-1]))
+        trees = _trees(order, lengths, shared_with_previous, widest)
+        largest = max((sum(lengths[seq] - shared for seq, shared in tree) for tree in trees), default=width)
+        widths = sorted({max(width, int(width * f)) for f in WIDTH_FACTORS} |
+                        {k * largest for k in (1, 2) if width <= k * largest <= widest})
     best = None
-    for factor in (WIDTH_FACTORS if width_factor is None else (width_factor,)):
-        capacity = max(width, int(width * factor))
+    for capacity in widths:
         trees = _trees(order, lengths, shared_with_previous, capacity)
         sizes = [sum(lengths[seq] - shared for seq, shared in tree) for tree in trees]
         placement = first_fit_decreasing(sizes, capacity)

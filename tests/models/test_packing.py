@@ -159,14 +159,16 @@ def test_row_cost_and_attention_break_even_by_hand():
 
 
 def test_the_cheapest_row_width_is_chosen():
-    # Eight 10-token sequences sharing nothing, padded to 16: rows of 16 / 24 / 32 / 48 / 64 hold 1 / 2 / 3 / 4 / 6
-    # of them, so 128 / 96 / 96 / 96 / 128 cells. With attention free (attention_width 1e9) the first of the
-    # fewest cells wins: 4 rows of 24. With attention dominant (1.0) packing costs more than padding: None.
+    # Eight 10-token sequences sharing nothing, padded to 16. Widths tried: 16 / 24 / 32 / 48 / 64 (multiples of
+    # T) and 20 (two of the largest tree; one, 10, is narrower than T): they hold 1 / 2 / 3 / 4 / 6 and 2 a row,
+    # so 128 / 96 / 96 / 96 / 128 and 80 cells. Rows of 20 win whether attention is free or dominant.
     ids = torch.zeros(8, 16, dtype=torch.long)
     ids[:, :10] = torch.arange(1, 81).view(8, 10)
     mask = (ids != 0).long()
-    assert plan_packing(ids, mask, 0, attention_width=1e9).input_ids.shape == (4, 24)
-    assert plan_packing(ids, mask, 0, attention_width=1.0) is None
+    assert plan_packing(ids, mask, 0, attention_width=1e9).input_ids.shape == (4, 20)
+    assert plan_packing(ids, mask, 0, attention_width=1.0).input_ids.shape == (4, 20)
+    # A forced width: 1.5 x 16 = 24, two a row.
+    assert plan_packing(ids, mask, 0, width_factor=1.5).input_ids.shape == (4, 24)
 
 
 def test_eager_attention_reads_the_additive_mask():
