@@ -23,7 +23,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -m '' $(ARGS)
 
-# Benchmarks: each writes benchmarks/results/<name>.json and .md (8-11 min here). Run nothing else meanwhile.
+# Benchmarks: each writes benchmarks/results/<name>.json and .md (about 7 min here). Run nothing else meanwhile.
 # bench_rm_training / bench_ppo create their TRL environments under benchmarks/.envs/ on first use.
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_scoring.py $(ARGS)
@@ -34,7 +34,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo.py $(ARGS)
 
 # The same benchmarks on SmolLM2-135M-Instruct and HH-RLHF rows (benchmarks/real.py), written as <name>_real.*.
-# Fetches the model once (pairwise-rl stage=fetch_model, ~30 s). Needs ../shared/data/hh-rlhf (or PAIRWISE_RL_HH_FILE).
+# About 18 min here. Fetches the model once (stage=fetch_model, ~30 s). Needs ../shared/data/hh-rlhf (or PAIRWISE_RL_HH_FILE).
 REAL_MODEL := artifacts/models/smollm2_135m_instruct/config.json
 $(REAL_MODEL): $(STAMP)
 	$(BIN)/pairwise-rl stage=fetch_model model=smollm2_135m_instruct logger=none

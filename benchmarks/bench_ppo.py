@@ -97,16 +97,13 @@ def ours(shape: Shape, seed: int, rollout_logprobs: str = "generation", packed: 
     prompts = shape.prompts(seed)
     module = PPOModule(load_causal_lm(model_dir), load_causal_lm(model_dir), critic, reward, tokenizer,
                        load_task(cfg), prompts, prompts[:1], cfg, seed)  # one validation prompt: ~free
-    packing.set_enabled(packed)
     # No checkpoint inside the timed run: the TRL side runs with save_strategy="no".
     trainer = build_trainer(cfg, Path(tempfile.mkdtemp()), stage="ppo", run_name="bench", val_every=iterations,
                             checkpoint_every=iterations + 1, log_every_n_steps=1)
-    try:
+    with packing.disabled(not packed):
         started = time.perf_counter()
         trainer.fit(module)
         seconds = time.perf_counter() - started
-    finally:
-        packing.set_enabled(True)
     return {"seconds": seconds, "samples_per_s": shape.rollout * iterations / seconds,
             "phases": {k: v / iterations for k, v in module.phase_seconds.items()}}
 

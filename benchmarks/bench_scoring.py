@@ -60,11 +60,8 @@ def _packed_cells(model, batch) -> int:
 
 def _padded(fn):
     def run():
-        packing.set_enabled(False)
-        try:
+        with packing.disabled():
             return fn()
-        finally:
-            packing.set_enabled(True)
     return run
 
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import torch
 
@@ -239,6 +240,18 @@ def set_enabled(enabled: bool) -> None:
 
 def enabled() -> bool:
     return _enabled
+
+
+@contextmanager
+def disabled(off: bool = True) -> Iterator[None]:
+    """Padded forwards inside the block (the before of a benchmark, the reference of a test); `off=False` leaves
+    the setting as it is."""
+    previous = _enabled
+    set_enabled(previous and not off)
+    try:
+        yield
+    finally:
+        set_enabled(previous)
 
 
 def plan_for(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Optional[PackedBatch]:

@@ -102,14 +102,11 @@ def test_packed_forward_equals_padded_forward_with_gradients(arch, left):
     assert plan is not None and plan.cells < ids.numel() * 0.6  # this batch does pack, and shares
     results = {}
     for enabled in (False, True):
-        packing.set_enabled(enabled)
-        try:
+        with packing.disabled(not enabled):
             model.zero_grad()
             hidden = hidden_states(model, ids, mask)
             (hidden * mask.unsqueeze(-1)).pow(2).sum().backward()
             results[enabled] = (hidden * mask.unsqueeze(-1), [p.grad.clone() for p in model.parameters()])
-        finally:
-            packing.set_enabled(True)
     (padded, padded_grads), (packed, packed_grads) = results[False], results[True]
     assert torch.allclose(packed, padded, atol=1e-5)
     for a, b in zip(packed_grads, padded_grads):
@@ -121,11 +118,8 @@ def test_packed_scalar_model_reads_the_same_last_hidden(tmp_path):
     build_tiny_causal_lm(OmegaConf.create({"arch": "llama", **TINY}), tokenizer, seed=0).save_pretrained(tmp_path)
     scalar = load_scalar_model(str(tmp_path))
     ids, mask = _padded_batch(tokenizer, TEXTS, left=True)
-    packing.set_enabled(False)
-    try:
+    with packing.disabled():
         padded = last_hidden(scalar, ids, mask)
-    finally:
-        packing.set_enabled(True)
     assert torch.allclose(last_hidden(scalar, ids, mask), padded, atol=1e-5)
 
 
@@ -177,10 +171,16 @@ def test_eager_attention_reads_the_additive_mask():
     model.set_attn_implementation("eager")
     assert model.config._attn_implementation == "eager"
     ids, mask = _padded_batch(tokenizer, TEXTS, left=True)
-    packing.set_enabled(False)
-    try:
+    with packing.disabled():
         padded = hidden_states(model, ids, mask)
-    finally:
-        packing.set_enabled(True)
     assert packing.plan_for(model, ids, mask) is not None
     assert torch.allclose(hidden_states(model, ids, mask) * mask.unsqueeze(-1), padded * mask.unsqueeze(-1), atol=1e-5)
+
+
+def test_disabled_restores_the_setting():
+    assert packing.enabled()
+    with packing.disabled():
+        assert not packing.enabled()
+        with packing.disabled(off=False):
+            assert not packing.enabled()  # off=False keeps what is set
+    assert packing.enabled()
