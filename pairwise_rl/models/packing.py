@@ -57,15 +57,17 @@ def first_fit_decreasing(sizes: Sequence[int], capacity: int) -> List[tuple[int,
     return placement  # type: ignore[return-value]
 
 
+def run_starts(mask: torch.Tensor) -> torch.Tensor:
+    """Each row's first real column (the width for an empty row)."""
+    return torch.where(mask, torch.arange(mask.shape[1], device=mask.device), mask.shape[1]).min(-1).values
+
+
 def contiguous_rows(attention_mask: torch.Tensor) -> bool:
     """Every row's real tokens form one run (left-padded prompts, right-padded responses, or both)."""
     mask = attention_mask.bool()
     lengths = mask.sum(-1)
-    width = mask.shape[1]
-    columns = torch.arange(width, device=mask.device)
-    first = torch.where(mask, columns, width).min(-1).values
-    last = torch.where(mask, columns, -1).max(-1).values
-    return bool(((last - first + 1 == lengths) | (lengths == 0)).all())
+    last = torch.where(mask, torch.arange(mask.shape[1], device=mask.device), -1).max(-1).values
+    return bool(((last - run_starts(mask) + 1 == lengths) | (lengths == 0)).all())
 
 
 def shared_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -120,6 +122,11 @@ def _trees(order: List[int], lengths: List[int], shared_with_previous: List[int]
     return trees
 
 
+def _tree_size(tree: List[tuple[int, int]], lengths: List[int]) -> int:
+    """Cells a tree takes: each sequence's tokens beyond what it shares with the one before it."""
+    return sum(lengths[seq] - shared for seq, shared in tree)
+
+
 _TRIL: Dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
@@ -158,7 +165,7 @@ def plan_packing(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: 
     if not contiguous_rows(mask):
         return None
     lengths = mask.sum(-1).tolist()
-    starts = torch.where(mask, torch.arange(width, device=mask.device), width).min(-1).values.tolist()
+    starts = run_starts(mask).tolist()
     ids = input_ids.tolist()
     tokens = [ids[i][starts[i]:starts[i] + lengths[i]] for i in range(rows)]
     order = sorted((i for i in range(rows) if lengths[i] > 0), key=lambda i: tokens[i])
@@ -171,13 +178,13 @@ def plan_packing(input_ids: torch.Tensor, attention_mask: torch.Tensor, pad_id: 
         # orders) is often a little wider than T, and a row of 1.5 T would leave a third of it empty.
         widest = max(width, int(width * WIDTH_FACTORS[-1]))
         trees = _trees(order, lengths, shared_with_previous, widest)
-        largest = max((sum(lengths[seq] - shared for seq, shared in tree) for tree in trees), default=width)
+        largest = max((_tree_size(tree, lengths) for tree in trees), default=width)
         widths = sorted({max(width, int(width * f)) for f in WIDTH_FACTORS} |
                         {k * largest for k in (1, 2) if width <= k * largest <= widest})
     best = None
     for capacity in widths:
         trees = _trees(order, lengths, shared_with_previous, capacity)
-        sizes = [sum(lengths[seq] - shared for seq, shared in tree) for tree in trees]
+        sizes = [_tree_size(tree, lengths) for tree in trees]
         placement = first_fit_decreasing(sizes, capacity)
         packed_rows = 1 + max((b for b, _ in placement), default=0)
         cost = row_cost(packed_rows * capacity, capacity, attention_width)
