@@ -146,8 +146,10 @@ class RMConfig:
     warmup_steps: int = 20
     max_grad_norm: float = 1.0
     margin: float = 0.0
+    init: str = "sft"
     template: str = "{prompt}\nA:{a}\nB:{b}\nBetter:"
     verdict_tokens: List[str] = field(default_factory=lambda: ["A", "B"])
+    verdict_format: str = "ab"
     swap_augment: bool = True
     train_split: str = "train"
     path: Optional[str] = None
@@ -177,6 +179,7 @@ class PPOConfig:
     center_reward: bool = True
     both_orders: bool = True
     best_of_n: int = 4
+    best_of_n_by: str = "auto"
     iterations: int = 60
     rollout_batch_size: int = 64
     ppo_epochs: int = 2
@@ -351,6 +354,7 @@ def validate(cfg: DictConfig) -> None:
     # Imported here: the registries live beside the code they select, and importing them loads no model.
     from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
     from pairwise_rl.cache import CLEAN_RULES
+    from pairwise_rl.data.templates import VERDICT_FORMATS
     from pairwise_rl.eval.report import SETUP_LAYOUTS
     from pairwise_rl.models.factory import TINY_ARCHS
     from pairwise_rl.pipeline import CACHE_POLICIES
@@ -444,6 +448,8 @@ def validate(cfg: DictConfig) -> None:
                "(from data.max_prompt_tokens, data.max_response_tokens and, for rm=generative, rm.template)")
 
     _one_of(cfg, "rm.train_split", ["train", "judge"])
+    _one_of(cfg, "rm.init", ["sft", "fresh"])
+    _one_of(cfg, "rm.verdict_format", VERDICT_FORMATS.names())
     if cfg.stage == "rm_eval":
         _check(cfg.rm.path is not None, "rm.path", "stage=rm_eval needs the RM to evaluate: an RM artifact "
                "directory, a saved RM directory, an HF directory or a hub id")
@@ -495,6 +501,7 @@ def _validate_ppo(cfg: DictConfig) -> None:
     """The PPO section, checked for the configured run and again for every pipeline setup's own config."""
     from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
     from pairwise_rl.algos.kl import KL_ESTIMATORS
+    from pairwise_rl.rewards.anchors import BEST_OF_N_SELECTIONS
     from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
 
     _one_of(cfg, "ppo.reward", PPO_REWARDS.names())
@@ -510,6 +517,7 @@ def _validate_ppo(cfg: DictConfig) -> None:
                f"ppo.reward={cfg.ppo.reward} judges each held-out prompt's eval.samples_per_prompt samples as one "
                f"group: eval.batch_size ({cfg.eval.batch_size}) must be a multiple of it")
     _one_of(cfg, "ppo.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
+    _one_of(cfg, "ppo.best_of_n_by", ["auto", *BEST_OF_N_SELECTIONS.names()])
     _one_of(cfg, "ppo.critic_init", ["rm", "sft"])
     _one_of(cfg, "ppo.rollout_logprobs", ["generation", "forward"])
     _one_of(cfg, "ppo.kl.estimator", KL_ESTIMATORS.names())

@@ -126,6 +126,17 @@ def _section(cfg: DictConfig, key: str):
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
+def keys_except(cfg: DictConfig, section: str, excluded: str) -> Tuple[str, ...]:
+    """Dotted keys that together cover `section` except the one key `excluded` below it, e.g. ("data",
+    "data.digits.tau") -> data.name, data.task, ..., data.digits.kinds, ... (everything but the taus)."""
+    keys, prefix = [], section
+    for part in excluded[len(section) + 1:].split("."):
+        node = OmegaConf.select(cfg, prefix)
+        keys.extend(f"{prefix}.{key}" for key in node if key != part)
+        prefix = f"{prefix}.{part}"
+    return tuple(keys)
+
+
 def stage_key(cfg: DictConfig, name: str) -> str:
     spec = _spec(name)
     cfg = spec.config(cfg)

@@ -1,12 +1,24 @@
-"""The generative judge's input: a template with {prompt}, {a} and {b} slots, and its verdict tokens."""
+"""The generative judge's input: a template with {prompt}, {a} and {b} slots, and its verdict tokens.
+
+How the two verdict tokens encode a verdict is the judge's verdict format (rm.verdict_format, VERDICT_FORMATS):
+
+    ab      the tokens name the winner: rm.verdict_tokens[0] means "A wins", [1] "B wins" (today's A / B)
+    yes_no  one yes/no question about the second response ("is B better than A?"): rm.verdict_tokens = [yes, no],
+            so P(yes | prompt, A, B) = P(B wins); with the anchor as A this is P(yes | prompt, anchor, response)
+
+Either way P(A wins) is the softmax over the two verdict logits, and both orders are averaged when scoring, so the
+formats differ in what the template asks and which token carries which verdict, not in the function class.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
 from transformers import PreTrainedTokenizerBase
 
 from pairwise_rl.data.records import Preference
+from pairwise_rl.registry import Registry
 
 A_WINS, B_WINS = 0, 1
 
@@ -14,6 +26,24 @@ A_WINS, B_WINS = 0, 1
 def render(template: str, prompt: str, a: str, b: str) -> str:
     """Fill the slots by plain replacement, so a template may contain other braces (JSON, code) safely."""
     return template.replace("{prompt}", prompt).replace("{a}", a).replace("{b}", b)
+
+
+@dataclass(frozen=True)
+class VerdictFormat:
+    token_of: Tuple[int, int]  # token_of[verdict] = index into rm.verdict_tokens of the token meaning A_WINS / B_WINS
+
+
+VERDICT_FORMATS: Registry[VerdictFormat] = Registry("verdict format")
+VERDICT_FORMATS.register("ab")(VerdictFormat(token_of=(0, 1)))
+VERDICT_FORMATS.register("yes_no")(VerdictFormat(token_of=(1, 0)))  # "no" (the second is not better) = A wins
+
+
+def verdict_ids_by_verdict(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str],
+                           verdict_format: str) -> Tuple[int, int]:
+    """(id of the token meaning A wins, id of the token meaning B wins) under the verdict format."""
+    ids = verdict_token_ids(tokenizer, tokens)
+    order = VERDICT_FORMATS.get(verdict_format).token_of
+    return ids[order[A_WINS]], ids[order[B_WINS]]
 
 
 def verdict_token_ids(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str]) -> Tuple[int, int]:

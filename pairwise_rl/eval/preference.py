@@ -73,6 +73,28 @@ def judge_pairs(judge: RewardModel, pairs: PairSet, bins: int) -> JudgedPairs:
     return JudgedPairs(metrics, reliability(probs.p, pairs.labels, bins), probs.p, probs.p_first, probs.p_second)
 
 
+def judged_by_group(pairs: PairSet, judged: JudgedPairs, groups: Sequence[Optional[str]],
+                    bins: int) -> Dict[str, JudgedPairs]:
+    """The judged pairs broken into the task's groups (digits: prompt kinds), each with the full metric set and its
+    own reliability diagram: a scalar RM must be calibrated across contexts whose annotators differ in noise, and
+    the per-group diagrams show whether it is. Pairs without a group are left out (a task without groups: {})."""
+    out: Dict[str, JudgedPairs] = {}
+    for group in dict.fromkeys(g for g in groups if g is not None):
+        rows = torch.tensor([g == group for g in groups])
+
+        def pick(values):
+            return None if values is None else values[rows]
+
+        metrics = preference_metrics(judged.p[rows], pairs.labels[rows], bins, pick(pairs.gold_labels),
+                                     pick(pairs.true_probs))
+        if judged.p_first is not None:
+            metrics["position_consistency"] = position_consistency(judged.p_first[rows], judged.p_second[rows])
+        metrics["pairs"] = float(rows.sum())
+        out[group] = JudgedPairs(metrics, reliability(judged.p[rows], pairs.labels[rows], bins), judged.p[rows],
+                                 pick(judged.p_first), pick(judged.p_second))
+    return out
+
+
 def write_judged_pairs(out_dir: Path, pairs: PairSet, judged: JudgedPairs) -> None:
     """Evidence: every held-out pair with its label and the judge's probabilities, beside metrics.json."""
     rows = []

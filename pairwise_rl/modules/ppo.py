@@ -193,7 +193,8 @@ class PPOModule(L.LightningModule):
     def _anchor_context(self, seed: int) -> AnchorContext:
         g = self.cfg.generation
         return AnchorContext(self.policy, self.reference, self.tokenizer, self.reward_model, g.max_new_tokens,
-                             self.cfg.data.max_prompt_tokens, g.temperature, self.cfg.ppo.best_of_n, seed)
+                             self.cfg.data.max_prompt_tokens, g.temperature, self.cfg.ppo.best_of_n, seed,
+                             self.cfg.ppo.best_of_n_by)
 
     def _logprobs(self, model: PreTrainedModel, sequences, attention_mask, prompt_len, response_ids):
         hidden = _response_hidden(model, sequences, attention_mask, prompt_len)

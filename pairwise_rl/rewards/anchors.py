@@ -3,7 +3,8 @@
     reference      the prompt's demonstration (or the dataset's chosen response)
     sft_greedy     the frozen SFT policy's greedy answer, computed once per prompt and cached
     policy_greedy  the current policy's greedy answer, regenerated every rollout (a moving, self-play anchor)
-    best_of_n      the best of n SFT samples according to the RM, computed once per prompt and cached
+    best_of_n      the best of n SFT samples according to the RM, computed once per prompt and cached; how "best"
+                   is decided is ppo.best_of_n_by (BEST_OF_N_SELECTIONS below): by score or by a round robin
 
 Cached anchors are part of the PPO checkpoint, so a resumed run compares against exactly the same anchors.
 """
@@ -20,6 +21,7 @@ from pairwise_rl.data.records import Prompt
 from pairwise_rl.models.generation import generate
 from pairwise_rl.registry import Registry
 from pairwise_rl.rewards.base import RewardModel
+from pairwise_rl.rewards.ppo_reward import group_mean_win
 
 
 @dataclass
@@ -35,6 +37,7 @@ class AnchorContext:
     temperature: float
     best_of_n: int
     seed: int
+    best_of_n_by: str = "auto"  # a BEST_OF_N_SELECTIONS name, or auto: score for a scalar RM, else tournament
 
 
 class AnchorStrategy:
@@ -93,10 +96,44 @@ class PolicyGreedyAnchor(AnchorStrategy):
         return _greedy(ctx.policy, prompts, ctx)
 
 
+# How best_of_n ranks the n SFT samples of each prompt: (samples as rows i*n + j, prompts, ctx) -> (P, n) strengths.
+BEST_OF_N_SELECTIONS: Registry[Callable[[List[str], List[str], AnchorContext], torch.Tensor]] = Registry(
+    "best_of_n selection")
+
+
+@BEST_OF_N_SELECTIONS.register("score")
+def _by_score(samples: List[str], texts: List[str], ctx: AnchorContext) -> torch.Tensor:
+    """A scalar per sample: the RM's score (BT, gold), or for a judge without one the P(sample beats the frozen SFT
+    policy's greedy answer) -- the same scalar ppo.reward=scalar gives a generative RM. n judge calls per prompt."""
+    n = ctx.best_of_n
+    repeated = [t for t in texts for _ in range(n)]
+    if ctx.reward_model.has_score:
+        return ctx.reward_model.score(repeated, samples).view(len(texts), n)
+    greedy = generate(ctx.reference_policy, ctx.tokenizer, texts, max_new_tokens=ctx.max_new_tokens,
+                      max_prompt_tokens=ctx.max_prompt_tokens, greedy=True).texts
+    return ctx.reward_model.compare(repeated, samples, [g for g in greedy for _ in range(n)]).view(len(texts), n)
+
+
+@BEST_OF_N_SELECTIONS.register("tournament")
+def _by_tournament(samples: List[str], texts: List[str], ctx: AnchorContext) -> torch.Tensor:
+    """Each sample's mean win probability against the other n-1 (a round robin: every unordered pair judged once,
+    in both orders for a generative judge). Needs no absolute score, so it is the pairwise judge's own ranking."""
+    n = ctx.best_of_n
+    repeated = [t for t in texts for _ in range(n)]
+    return group_mean_win(ctx.reward_model.group_win_matrix(repeated, samples, n)).view(len(texts), n)
+
+
+def best_of_n_selection(name: str, reward_model: RewardModel) -> str:
+    """ppo.best_of_n_by resolved: auto is score for an RM with a scalar score, tournament for one without."""
+    if name == "auto":
+        return "score" if reward_model.has_score else "tournament"
+    BEST_OF_N_SELECTIONS.get(name)  # a clear error naming the choices
+    return name
+
+
 @ANCHORS.register("best_of_n")
 class BestOfNAnchor(AnchorStrategy):
-    """Best of n SFT samples: by score for a scalar RM; for a pairwise RM, the sample with the highest mean win
-    probability against the other n-1 (a round robin, n(n-1) comparisons per prompt)."""
+    """The best of n SFT samples per prompt, ranked by ppo.best_of_n_by (score | tournament | auto)."""
 
     cached = True
 
@@ -106,17 +143,8 @@ class BestOfNAnchor(AnchorStrategy):
         samples = generate(ctx.reference_policy, ctx.tokenizer, repeated, max_new_tokens=ctx.max_new_tokens,
                            max_prompt_tokens=ctx.max_prompt_tokens, temperature=ctx.temperature,
                            generator_seed=ctx.seed).texts
-        if ctx.reward_model.has_score:
-            strength = ctx.reward_model.score(repeated, samples).view(len(texts), n)
-        else:
-            left = [(i, j, k) for i in range(len(texts)) for j in range(n) for k in range(n) if j != k]
-            p = ctx.reward_model.compare([texts[i] for i, _, _ in left], [samples[i * n + j] for i, j, _ in left],
-                                         [samples[i * n + k] for i, _, k in left])
-            wins = torch.zeros(len(texts), n)
-            for (i, j, _), value in zip(left, p.tolist()):
-                wins[i, j] += value
-            strength = wins / max(n - 1, 1)
-        best = strength.argmax(-1).tolist()
+        select = BEST_OF_N_SELECTIONS.get(best_of_n_selection(ctx.best_of_n_by, ctx.reward_model))
+        best = select(samples, texts, ctx).argmax(-1).tolist()
         return [samples[i * n + b] for i, b in enumerate(best)]
 
 

@@ -13,7 +13,7 @@ import torch
 from pairwise_rl.algos.preference import both_orders_probability, verdict_loss, verdict_probability
 from pairwise_rl.data.encoding import left_pad, truncate_texts
 from pairwise_rl.data.records import Preference
-from pairwise_rl.data.templates import render, single_order, swap_augment, verdict_token_ids
+from pairwise_rl.data.templates import render, single_order, swap_augment, verdict_ids_by_verdict
 from pairwise_rl.models.chat import prompt_token_ids
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
 from pairwise_rl.models.heads import last_hidden, lm_head_logits
@@ -24,12 +24,14 @@ from pairwise_rl.rewards.base import RM_MODES, PairProbabilities, RewardModel
 class GenerativeReward(RewardModel):
     mode = "generative"
 
-    def __init__(self, *args, template: str, verdict_tokens: Sequence[str], swap_augment: bool = True, **kwargs):
+    def __init__(self, *args, template: str, verdict_tokens: Sequence[str], swap_augment: bool = True,
+                 verdict_format: str = "ab", **kwargs):
         super().__init__(*args, **kwargs)
         self.template, self.verdict_tokens = template, list(verdict_tokens)
-        self.swap_augment = swap_augment
+        self.swap_augment, self.verdict_format = swap_augment, verdict_format
         self.both_orders = True  # a runtime choice of the caller (ppo.both_orders), not a property of the model
-        self.verdict_ids = verdict_token_ids(self.tokenizer, self.verdict_tokens)
+        # verdict_ids[A_WINS] / [B_WINS]: everything below reads verdicts, never the format's token order.
+        self.verdict_ids = verdict_ids_by_verdict(self.tokenizer, self.verdict_tokens, verdict_format)
 
     def _encode(self, prompts: Sequence[str], a: Sequence[str], b: Sequence[str]) -> Dict[str, torch.Tensor]:
         # Batched tokenizer calls (3 to cut the pieces, 1 for the judge inputs): per-row calls cost more than the
@@ -82,12 +84,12 @@ class GenerativeReward(RewardModel):
 
     def spec(self):
         return {**super().spec(), "template": self.template, "verdict_tokens": self.verdict_tokens,
-                "swap_augment": self.swap_augment}
+                "swap_augment": self.swap_augment, "verdict_format": self.verdict_format}
 
     @classmethod
     def config_spec(cls, cfg):
         return {**super().config_spec(cfg), "template": cfg.rm.template, "verdict_tokens": list(cfg.rm.verdict_tokens),
-                "swap_augment": cfg.rm.swap_augment}
+                "swap_augment": cfg.rm.swap_augment, "verdict_format": cfg.rm.verdict_format}
 
     @classmethod
     def from_pretrained(cls, directory: str, dtype: str = "float32", **spec) -> "GenerativeReward":

@@ -33,7 +33,7 @@ def judge_config(cfg: DictConfig) -> DictConfig:
     """The gold_rm judge is an RM of judge.mode trained on the `judge` pairs for judge.max_steps, whatever the
     setup's own rm.mode: every setup and seed of a comparison shares it."""
     return with_values(cfg, {"rm.mode": cfg.judge.mode, "rm.max_steps": cfg.judge.max_steps,
-                             "rm.train_split": "judge"})
+                             "rm.init": "sft", "rm.train_split": "judge"})
 
 
 @artifact_stage("judge", needs=("pairs",), keys=("judge", "model", "rm", "generation"), prepare=judge_config)

@@ -36,6 +36,12 @@ SUMMARY = {  # column in the table -> (stage, metric)
     "reward (own RM)": ("ppo", "reward_sampled"),  # each setup's own reward: scales differ between setups
     "RM accuracy": ("rm", "accuracy"),
     "RM ECE": ("rm", "ece"),
+    "RM gold accuracy": ("rm", "gold_accuracy"),          # against the gold ordering (digits), not the noisy labels
+    "RM annotator ceiling": ("rm", "annotator_accuracy"),  # the annotator's own probabilities on those labels
+    "RM position consistency": ("rm", "position_consistency"),  # generative RMs: same verdict in both orders
+    **{f"RM {name} {kind}": ("rm", f"{kind}/{metric}") for kind in ("sort", "reverse", "add")
+       for name, metric in (("accuracy", "accuracy"), ("ECE", "ece"))},  # per prompt kind (digits)
+    "RM train pairs": ("rm", "train_pairs"),
     # the independent judge (judge.name): never the RM a setup was trained against; sampled responses
     "judge: win vs SFT": ("evaluate", "ppo/win_vs_sft_sampled"),
     "judge: win vs reference": ("evaluate", "ppo/win_vs_reference_sampled"),

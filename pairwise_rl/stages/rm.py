@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict
+from typing import Callable, Dict
 
 from omegaconf import DictConfig
 
@@ -15,13 +15,14 @@ from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import read_json, write_json
 from pairwise_rl.eval.metrics import Reliability
 from pairwise_rl.eval.plots import plot_reliability
-from pairwise_rl.eval.preference import judge_pairs, orient_pairs, write_judged_pairs
+from pairwise_rl.eval.preference import judge_pairs, judged_by_group, orient_pairs, write_judged_pairs
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.models.factory import init_policy
 from pairwise_rl.models.lora import apply_lora, trainable_fraction
 from pairwise_rl.models.sharding import save_pretrained
 from pairwise_rl.modules.reward_model import RewardModelModule
 from pairwise_rl.pipeline import StageContext, artifact_stage, ensure, stage_metrics
+from pairwise_rl.registry import Registry
 from pairwise_rl.rewards import RM_MODES
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.common import HF_DIR, run_artifact_stage, run_name, with_values
@@ -32,23 +33,41 @@ from pairwise_rl.training import build_trainer, finish_loggers, fit
 log = logging.getLogger(__name__)
 
 RM_KEYS = ("seed", "model", "rm", "generation")
+GROUP_RELIABILITY = "reliability_by_group.json"  # {group: Reliability}: the per-kind diagrams stage=compare pools
 TABLE_METRICS = ("accuracy", "annotator_accuracy", "gold_accuracy", "nll", "brier", "ece", "oracle_prob_mae",
                  "position_consistency", "accuracy_first_order", "accuracy_second_order")
 
 
-def starting_point(cfg: DictConfig, ctx: StageContext) -> Path:
-    """The RM starts from the SFT policy (digits); on a preference dataset, from the configured model itself."""
+def _from_sft(cfg: DictConfig, ctx: StageContext) -> Path:
+    """The SFT policy where the task trains one (digits); on a preference dataset, the configured model itself."""
     if "sft" in ctx.needs:
         return ctx.needs["sft"] / HF_DIR
+    return _fresh(cfg, ctx)
+
+
+def _fresh(cfg: DictConfig, ctx: StageContext) -> Path:
+    """The configured model's own starting weights: the pretrained checkpoint of a hub model, or the random
+    initialisation (seeded by cfg.seed) of a tiny model trained from scratch -- a judge that never saw SFT."""
     model, tokenizer = init_policy(cfg.model, cfg.seed)
     return save_pretrained(model, tokenizer, ctx.dir / "init")
+
+
+# Where the RM's weights start (rm.init).
+RM_INITS: Registry[Callable[[DictConfig, StageContext], Path]] = Registry("rm init")
+RM_INITS.register("sft")(_from_sft)
+RM_INITS.register("fresh")(_fresh)
+
+
+def starting_point(cfg: DictConfig, ctx: StageContext) -> Path:
+    return RM_INITS.get(cfg.rm.init)(cfg, ctx)
 
 
 @artifact_stage("rm", needs=lambda cfg: ("sft", "pairs") if uses_sft_policy(cfg) else ("pairs",), keys=RM_KEYS)
 def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     data = read_pairs(ctx.needs["pairs"])
     # Digits knows the gold judge and the annotator's probabilities; a human dataset has only its labels.
-    gold = load_task(cfg).gold
+    task = load_task(cfg)
+    gold = task.gold
     val, test = orient_pairs(data["val"], 1, gold), orient_pairs(data["test"], 0, gold)
 
     judge_cls = RM_MODES.get(cfg.rm.mode)
@@ -70,14 +89,18 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     with ctx.timed("evaluate"):
         judged = judge_pairs(judge, test, cfg.rm.ece_bins)
+        by_group = judged_by_group(test, judged, [task.group_of(p) for p in test.prompts], cfg.rm.ece_bins)
     write_judged_pairs(ctx.dir, test, judged)
-    plot_reliability({cfg.rm.mode: judged.reliability}, ctx.dir / "reliability.png",
-                     title=f"{cfg.rm.mode} RM on held-out pairs")
+    write_json(ctx.dir / GROUP_RELIABILITY, {g: j.reliability.__dict__ for g, j in by_group.items()})
+    plot_reliability({cfg.rm.mode: judged.reliability,
+                      **{f"{cfg.rm.mode}, {g}": j.reliability for g, j in by_group.items()}},
+                     ctx.dir / "reliability.png", title=f"{cfg.rm.mode} RM on held-out pairs")
     shown = [m for m in TABLE_METRICS if m in judged.metrics]
     print_table(f"RM ({cfg.rm.mode}): held-out pairs (n={len(test.prompts)})",
                 transpose({"before training": {m: before[m] for m in shown},
                            "trained": {m: judged.metrics[m] for m in shown}}))
     metrics = {**judged.metrics, **{f"init/{k}": v for k, v in before.items()},
+               **{f"{g}/{k}": v for g, j in by_group.items() for k, v in j.metrics.items()},
                "train_pairs": float(len(data[cfg.rm.train_split])), "eval_pairs": float(len(test.prompts))}
     if trainer is not None:
         metrics["nonfinite_skipped"] = float(module.guard.skipped)

@@ -17,16 +17,19 @@ from pairwise_rl.eval.report import gold_column, print_gold_table, print_table, 
 from pairwise_rl.models.factory import init_policy
 from pairwise_rl.models.lora import apply_lora, trainable_fraction
 from pairwise_rl.modules.sft import SFTModule
-from pairwise_rl.pipeline import StageContext, artifact_stage
+from pairwise_rl.pipeline import StageContext, artifact_stage, keys_except
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.common import export_hf, run_artifact_stage, run_name
 from pairwise_rl.tasks.base import Task, load_task
 from pairwise_rl.training import build_trainer, finish_loggers, fit
 
-SFT_KEYS = ("seed", "model", "data", "sft", "generation", "eval")
+def sft_keys(cfg: DictConfig) -> tuple:
+    """What determines the SFT policy: all of `data` but the digits annotator's taus, which only label preference
+    pairs. So an annotator sweep (experiments/annotators.yaml) trains one SFT policy per seed, not one per tau."""
+    return ("seed", "model", *keys_except(cfg, "data", "data.digits.tau"), "sft", "generation", "eval")
 
 
-@artifact_stage("sft", needs=(), keys=SFT_KEYS)
+@artifact_stage("sft", needs=(), keys=sft_keys)
 def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     task = load_task(cfg)
     model, tokenizer = init_policy(cfg.model, cfg.seed)
