@@ -11,7 +11,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import provenance
 from pairwise_rl.eval.io import read_json
-from pairwise_rl.pipeline import ARTIFACT_STAGES, COMPLETE, ArtifactStage, StaleArtifactError, ensure, stage_key
+from pairwise_rl.pipeline import (ARTIFACT_STAGES, COMPLETE, ArtifactStage, StaleArtifactError, ensure, keys_except,
+                                  stage_key)
 
 
 def test_keys_depend_on_determining_sections_only(make_cfg):
@@ -19,6 +20,23 @@ def test_keys_depend_on_determining_sections_only(make_cfg):
     assert stage_key(base, "sft") == stage_key(make_cfg("trainer.progress_bar=none", "logger=csv"), "sft")
     assert stage_key(base, "sft") != stage_key(make_cfg("sft.lr=2e-3"), "sft")
     assert stage_key(base, "sft") != stage_key(make_cfg("seed=1"), "sft")
+
+
+def test_keys_except_covers_a_section_but_one_key(make_cfg):
+    cfg = make_cfg()
+    keys = keys_except(cfg, "data", "data.digits.tau")
+    assert "data.digits" not in keys and "data.digits.tau" not in keys and "data.name" in keys
+    assert {k for k in keys if k.startswith("data.digits.")} == {f"data.digits.{k}" for k in cfg.data.digits
+                                                                  if k != "tau"}
+    assert {k.split(".")[1] for k in keys if k.count(".") == 1} == set(cfg.data) - {"digits"}
+
+
+def test_the_annotator_taus_change_the_pairs_but_not_the_sft_policy(make_cfg):
+    """They only label preference pairs: an annotator sweep trains one SFT policy per seed."""
+    base, noisier = make_cfg(), make_cfg("data.digits.tau.add=0.5")
+    assert stage_key(base, "sft") == stage_key(noisier, "sft")
+    assert stage_key(base, "pairs") != stage_key(noisier, "pairs")
+    assert stage_key(base, "sft") != stage_key(make_cfg("data.digits.corruption_rate=0.2"), "sft")
 
 
 def test_ensure_builds_once_then_serves_the_cache(make_cfg, monkeypatch):

@@ -58,6 +58,52 @@ def plot_gold_vs_kl(points: Mapping[str, list], path: Path, ylabel: str = "held-
     return _save(fig, path)
 
 
+def plot_reliability_by_group(diagrams: Mapping[str, Mapping[str, Reliability]], path: Path,
+                              title: str = "RM reliability per prompt kind") -> Path:
+    """One reliability panel per group (digits: prompt kind), a line per RM in each: whether one RM is calibrated
+    in every context or only on average."""
+    groups = list(diagrams)
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.4), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
+        for name, rel in diagrams[group].items():
+            points = [(c, f) for c, f, n in zip(rel.confidence, rel.frequency, rel.count) if n]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, label=f"{name} (ECE {rel.ece:.3f})")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted P(y1 beats y2)", title=group)
+        ax.legend(fontsize=6, loc="upper left")
+    axes[0][0].set_ylabel("observed frequency y1 chosen")
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_scaling(curves: Mapping[str, Mapping[str, list]], path: Path) -> Path:
+    """Panels of metric against preference pairs (log x): curves[panel][line] = [(pairs, mean, half_width), ...],
+    error bars the 95% interval over seeds (none where only one seed has the point)."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 4.2), squeeze=False)
+    for ax, (panel, lines) in zip(axes[0], curves.items()):
+        for name, points in lines.items():
+            points = sorted(points)
+            xs, means, widths = zip(*points)
+            ax.errorbar(xs, means, yerr=[0.0 if w != w else w for w in widths], marker="o", capsize=3,
+                        linestyle="--" if "gold" in name else "-", label=name)
+        ax.set_xscale("log")
+        ax.set(xlabel="preference pairs (RM training set)", ylabel=panel, title=panel)
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_gold_vs_rm_accuracy(points: Mapping[str, list], path: Path, xlabel: str = "RM gold accuracy") -> Path:
+    """Each run's held-out PPO gold against the accuracy of the RM it was trained on, per RM mode: how much of the
+    policy's quality a better RM buys."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for mode, pairs in points.items():
+        ax.scatter([x for x, _ in pairs], [y for _, y in pairs], label=f"{mode} (n={len(pairs)})")
+    ax.set(xlabel=xlabel, ylabel="held-out gold (sampled) after PPO", title="Policy gold against RM accuracy")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     if distributed.is_main():  # every rank draws the same figure; one writes it

@@ -2,7 +2,10 @@
 
 Writes compare.md and compare.csv (mean and 95% interval over seeds per setup and metric), gold_vs_step.png (PPO
 rollout gold against iteration, mean over seeds), gold_vs_kl.png (each run's held-out gold against its KL to
-the SFT policy: the reward-KL frontier) and rm_reliability.png (each RM mode's held-out pairs pooled over runs).
+the SFT policy: the reward-KL frontier) and rm_reliability.png (each RM mode's held-out pairs pooled over runs);
+where the runs have them, rm_reliability_by_kind.png (each RM's diagram per prompt kind), gold_vs_rm_accuracy.png
+(each run's PPO gold against its RM's accuracy) and rm_scaling.png (RM accuracy and PPO gold against
+the RM's training pairs, for RMs trained on several sizes: experiments/rm_scaling.yaml).
 
 Numbers built by different code are not one experiment: runs whose artifacts came from more than one code version
 (`pairwise_rl.provenance`) are refused, or with compare.allow_mixed_code=true compared with the versions in the
@@ -14,7 +17,7 @@ from __future__ import annotations
 import csv
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,9 +26,11 @@ from pairwise_rl.eval.aggregate import mean_ci
 from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import atomic_write_text, read_json
 from pairwise_rl.eval.metrics import Reliability, pool_reliability
-from pairwise_rl.eval.plots import plot_gold_vs_kl, plot_gold_vs_step, plot_reliability
+from pairwise_rl.eval.plots import (plot_gold_vs_kl, plot_gold_vs_rm_accuracy, plot_gold_vs_step, plot_reliability,
+                                    plot_reliability_by_group, plot_scaling)
 from pairwise_rl.eval.report import orient, print_table, setups_as_rows
 from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.rm import GROUP_RELIABILITY
 
 log = logging.getLogger(__name__)
 
@@ -202,13 +207,89 @@ def pooled_reliability(results: List[dict]) -> Dict[str, Reliability]:
     for result in results:
         for paths in result["artifacts"].values():
             rm_dir = Path(paths["rm"])
-            mode = OmegaConf.load(rm_dir / "config.yaml").rm.mode  # the config the artifact was built with
+            mode = rm_mode(rm_dir)
             by_mode.setdefault(mode, {})[str(rm_dir)] = Reliability(**read_json(rm_dir / "reliability.json"))
     return {mode: pool_reliability(list(diagrams.values())) for mode, diagrams in by_mode.items()}
 
 
+def rm_mode(rm_dir: str) -> str:
+    return OmegaConf.load(Path(rm_dir) / "config.yaml").rm.mode  # the config the artifact was built with
+
+
+def distinct_rms(result: dict) -> Dict[str, str]:
+    """{setup: RM dir} for the first setup (in the experiment's order) of each distinct RM in one run: setups that
+    share an RM count once."""
+    seen: Dict[str, str] = {}
+    artifacts = result["artifacts"]  # result.json sorts its keys; `setups` keeps the experiment's order
+    for setup in [s for s in result.get("setups", []) if s in artifacts] + sorted(artifacts):
+        rm_dir = artifacts[setup].get("rm")
+        if rm_dir is not None and rm_dir not in seen.values():
+            seen[setup] = rm_dir
+    return seen
+
+
+def reliability_by_group(results: List[dict]) -> Dict[str, Dict[str, Reliability]]:
+    """{group: {setup: its RM's held-out diagram for that group, pooled over runs}} (digits: per prompt kind)."""
+    found: Dict[str, Dict[str, List[Reliability]]] = {}
+    for result in results:
+        for setup, rm_dir in distinct_rms(result).items():
+            path = Path(rm_dir) / GROUP_RELIABILITY
+            for group, diagram in (read_json(path) if path.exists() else {}).items():
+                found.setdefault(group, {}).setdefault(setup, []).append(Reliability(**diagram))
+    return {group: {setup: pool_reliability(d) for setup, d in by_setup.items()} for group, by_setup in found.items()}
+
+
+SCALING_PANELS = {  # panel of rm_scaling.png -> the result columns drawn in it (one line per RM mode and column)
+    "RM accuracy on held-out pairs": ("RM accuracy", "RM gold accuracy"),
+    "PPO held-out gold (sampled)": ("gold (sampled)",),
+}
+
+
+def scaling_curves(results: List[dict]) -> Dict[str, Dict[str, list]]:
+    """rm_scaling.png's data: per panel and (RM mode, column), (pairs, mean, 95% half-width) over the runs at each
+    RM training-set size. {} unless some RM mode was trained on more than one size."""
+    values: Dict[tuple, List[float]] = {}
+    for result in results:
+        for setup, rm_dir in distinct_rms(result).items():
+            row = result["results"][setup]
+            if row.get("RM train pairs") is None:
+                continue
+            for panel, columns in SCALING_PANELS.items():
+                for column in columns:
+                    if row.get(column) is not None:
+                        key = (panel, f"{rm_mode(rm_dir)}: {column}", int(row["RM train pairs"]))
+                        values.setdefault(key, []).append(float(row[column]))
+    sizes: Dict[str, set] = {}
+    for _, line, pairs in values:
+        sizes.setdefault(line, set()).add(pairs)
+    if not any(len(s) > 1 for s in sizes.values()):
+        return {}
+    curves: Dict[str, Dict[str, list]] = {}
+    for (panel, line, pairs), v in values.items():
+        stat = mean_ci(v)
+        curves.setdefault(panel, {}).setdefault(line, []).append((pairs, stat["mean"], stat["half_width"]))
+    return curves
+
+
+def gold_against_rm_accuracy(results: List[dict]) -> Tuple[str, Dict[str, List[tuple]]]:
+    """(x column, {RM mode: [(RM accuracy, PPO held-out gold), ...]}), one point per run and distinct RM. The x
+    column is the RM's gold-ordering accuracy where every point has one, else its accuracy on the labels."""
+    rows = [(rm_mode(rm_dir), result["results"][setup]) for result in results
+            for setup, rm_dir in distinct_rms(result).items()]
+    rows = [(mode, row) for mode, row in rows if row.get("gold (sampled)") is not None]
+    column = "RM gold accuracy" if rows and all(r.get("RM gold accuracy") is not None for _, r in rows) \
+        else "RM accuracy"
+    points: Dict[str, List[tuple]] = {}
+    for mode, row in rows:
+        if row.get(column) is not None:
+            points.setdefault(mode, []).append((row[column], row["gold (sampled)"]))
+    return column, points
+
+
 def write_plots(results: List[dict], directory: Path) -> List[Path]:
-    """gold_vs_step.png, gold_vs_kl.png and rm_reliability.png for a set of pipeline results (one run or many)."""
+    """gold_vs_step.png, gold_vs_kl.png and rm_reliability.png for a set of pipeline results (one run or many);
+    where the results have them, rm_reliability_by_kind.png (per prompt kind), gold_vs_rm_accuracy.png and, for RMs
+    trained on several data sizes, rm_scaling.png."""
     curves: Dict[str, List[List[tuple]]] = {}
     frontier: Dict[str, List[tuple]] = {}
     # Held-out quality on the frontier's y axis: gold where the task has it, else the independent judge's verdict.
@@ -221,10 +302,22 @@ def write_plots(results: List[dict], directory: Path) -> List[Path]:
             if metrics.get(quality) is not None:
                 frontier.setdefault(setup, []).append((metrics["KL to SFT"], metrics[quality]))
     directory = Path(directory)
-    return [plot_gold_vs_step(curves, directory / "gold_vs_step.png"),
-            plot_gold_vs_kl(frontier, directory / "gold_vs_kl.png", ylabel=f"held-out {quality}"),
-            plot_reliability(pooled_reliability(results), directory / "rm_reliability.png",
-                             title=f"RM reliability, held-out pairs pooled over {len(results)} run(s)")]
+    plots = [plot_gold_vs_step(curves, directory / "gold_vs_step.png"),
+             plot_gold_vs_kl(frontier, directory / "gold_vs_kl.png", ylabel=f"held-out {quality}"),
+             plot_reliability(pooled_reliability(results), directory / "rm_reliability.png",
+                              title=f"RM reliability, held-out pairs pooled over {len(results)} run(s)")]
+    by_group = reliability_by_group(results)
+    if by_group:
+        plots.append(plot_reliability_by_group(by_group, directory / "rm_reliability_by_kind.png",
+                                               title=f"RM reliability per prompt kind, pooled over {len(results)} "
+                                                     "run(s)"))
+    column, against = gold_against_rm_accuracy(results)
+    if against:
+        plots.append(plot_gold_vs_rm_accuracy(against, directory / "gold_vs_rm_accuracy.png", xlabel=column))
+    scaling = scaling_curves(results)
+    if scaling:
+        plots.append(plot_scaling(scaling, directory / "rm_scaling.png"))
+    return plots
 
 
 @STAGES.register("compare")

@@ -1,7 +1,8 @@
 import pytest
 
 from pairwise_rl.data.records import Preference
-from pairwise_rl.data.templates import A_WINS, B_WINS, render, swap_augment, verdict_token_ids
+from pairwise_rl.data.templates import (A_WINS, B_WINS, VERDICT_FORMATS, render, swap_augment, verdict_ids_by_verdict,
+                                        verdict_token_ids)
 from pairwise_rl.models.tokenizer import build_char_tokenizer
 
 
@@ -23,3 +24,15 @@ def test_verdict_tokens_must_be_single_tokens():
     assert tokenizer.decode([a, b]) == "AB"
     with pytest.raises(ValueError, match="rm.verdict_tokens"):
         verdict_token_ids(tokenizer, ["Yes", "No"])
+
+
+def test_verdict_formats_map_each_verdict_to_its_token():
+    tokenizer = build_char_tokenizer()
+    a, b = tokenizer.convert_tokens_to_ids(["A", "B"])
+    y, n = tokenizer.convert_tokens_to_ids(["y", "n"])
+    assert VERDICT_FORMATS.names() == ["ab", "yes_no"]
+    assert verdict_ids_by_verdict(tokenizer, ["A", "B"], "ab") == (a, b)  # the first token names A as the winner
+    # yes_no asks "is B better?": "n" (no) means A wins, "y" (yes) means B wins
+    assert verdict_ids_by_verdict(tokenizer, ["y", "n"], "yes_no") == (n, y)
+    with pytest.raises(KeyError, match="verdict format 'letters'"):
+        verdict_ids_by_verdict(tokenizer, ["A", "B"], "letters")

@@ -58,3 +58,26 @@ def test_preference_metrics_gold_accuracy_skips_gold_ties_and_oracle_error():
     metrics = preference_metrics(P, Y, 2, gold_labels=gold, true_probs=true)
     assert metrics["gold_accuracy"] == pytest.approx(2 / 3)
     assert metrics["oracle_prob_mae"] == pytest.approx((0.0 + 0.3 + 0.1 + 0.0) / 4)
+
+
+def test_judged_by_group_gives_each_group_its_own_metrics_and_diagram():
+    from pairwise_rl.eval.preference import JudgedPairs, PairSet, judged_by_group
+
+    p = torch.tensor([0.9, 0.2, 0.7, 0.4, 0.6])
+    labels = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])
+    pairs = PairSet(["s"] * 5, ["a"] * 5, ["b"] * 5, labels, gold_labels=torch.tensor([1.0, 0.0, float("nan"), 0.0, 1.0]))
+    judged = JudgedPairs({}, None, p, p_first=torch.tensor([0.9, 0.3, 0.8, 0.4, 0.6]),
+                         p_second=torch.tensor([0.1, 0.6, 0.4, 0.6, 0.4]))
+    groups = judged_by_group(pairs, judged, ["sort", "add", "sort", None, "add"], bins=2)
+    assert list(groups) == ["sort", "add"]  # first-seen order; the pair without a group is in neither
+    sort, add = groups["sort"].metrics, groups["add"].metrics
+    # sort: pairs 0 (p .9, y 1: right) and 2 (p .7, y 0: wrong); add: pairs 1 (.2, 1: wrong) and 4 (.6, 1: right)
+    assert sort["accuracy"] == add["accuracy"] == 0.5 and sort["pairs"] == add["pairs"] == 2
+    # 2 bins: sort has .9 and .7 in the upper bin, mean .8 against frequency .5 -> ECE .3
+    assert sort["ece"] == pytest.approx(0.3)
+    # add: .2 alone in the lower bin (|.2 - 1| = .8), .6 alone in the upper (|.6 - 1| = .4): ECE (.8 + .4) / 2
+    assert add["ece"] == pytest.approx(0.6)
+    assert sort["gold_accuracy"] == 1.0 and add["gold_accuracy"] == 1.0  # pair 2's gold tie is skipped
+    # position consistency: pair 0 (0.9 / 0.1: same), 2 (0.8 / 0.4: same); pair 1 (0.3 / 0.6: same), 4 (.6/.4: same)
+    assert sort["position_consistency"] == 1.0 and add["position_consistency"] == 1.0
+    assert groups["add"].reliability.count == [1, 1] and groups["sort"].reliability.count == [0, 2]

@@ -78,6 +78,31 @@ def test_generative_verdict_matches_a_full_forward_at_the_last_position(policy_d
     assert probs.p_first.item() == pytest.approx(expected.item(), abs=1e-5)
 
 
+def test_yes_no_judge_reads_p_yes_as_b_wins_and_trains_the_yes_token_where_b_was_chosen(policy_dir):
+    template = "{prompt}\nA:{a}\nB:{b}\nB better?"
+    judge = GenerativeReward.from_pretrained(policy_dir, max_prompt_tokens=64, max_response_tokens=24,
+                                             template=template, verdict_tokens=["y", "n"], verdict_format="yes_no")
+    text = template.replace("{prompt}", PROMPTS[0]).replace("{a}", GOOD[0]).replace("{b}", BAD[0])
+    with torch.no_grad():
+        last = judge.model(torch.tensor([judge.tokenizer(text)["input_ids"]])).logits[0, -1]
+    yes, no = judge.tokenizer.convert_tokens_to_ids(["y", "n"])
+    p_yes = torch.softmax(last[[yes, no]], -1)[0]
+    # P(A wins | GOOD as A, BAD as B) = P(no) = 1 - P(yes | prompt, A, B)
+    assert judge.pair_probabilities(PROMPTS[:1], GOOD[:1], BAD[:1]).p_first.item() == pytest.approx(
+        1 - p_yes.item(), abs=1e-5)
+    # Training: chosen as A -> target "n", chosen as B -> target "y" (swap augmentation gives both rows).
+    loss, _ = judge.training_loss([Preference(PROMPTS[0], GOOD[0], BAD[0])])
+    swapped = template.replace("{prompt}", PROMPTS[0]).replace("{a}", BAD[0]).replace("{b}", GOOD[0])
+    with torch.no_grad():
+        last_swapped = judge.model(torch.tensor([judge.tokenizer(swapped)["input_ids"]])).logits[0, -1]
+    expected = -(last.log_softmax(-1)[no] + last_swapped.log_softmax(-1)[yes]) / 2
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
+    before = judge.compare(PROMPTS, GOOD, BAD)
+    train(judge, 80)
+    after = judge.compare(PROMPTS, GOOD, BAD)  # both orders averaged: P(GOOD beats BAD)
+    assert (after > 0.5).all() and (after > before).all()  # it learns the relabelled task
+
+
 def train(judge, steps: int) -> dict:
     """A few AdamW steps on the GOOD-over-BAD pairs; returns the last step's statistics."""
     optimizer = torch.optim.AdamW(judge.model.parameters(), lr=3e-3)

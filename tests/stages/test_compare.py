@@ -8,7 +8,8 @@ from omegaconf import open_dict
 
 from pairwise_rl import provenance
 from pairwise_rl.cli import run
-from pairwise_rl.stages.compare import MixedCodeError
+from pairwise_rl.stages.compare import (MixedCodeError, gold_against_rm_accuracy, load_results, reliability_by_group,
+                                       scaling_curves)
 
 
 def two_seed_sweep(make_debug_cfg, tmp_path):
@@ -88,3 +89,48 @@ def test_compare_orders_selects_and_pairs_by_seed(make_debug_cfg, tmp_path):
         run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.metrics=['gold (samples)']"))
     with pytest.raises(KeyError, match="compare.baseline='bt'"):
         run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.baseline=bt"))
+
+
+def test_compare_draws_rm_scaling_and_gold_against_rm_accuracy_for_a_data_size_sweep(make_debug_cfg, tmp_path):
+    """rm_scaling's shape at debug size: both RM modes on two training-set sizes."""
+    small = "overrides: {rm.num_train_pairs: 32, rm.max_steps: 5}"
+    cfg = make_debug_cfg("experiment=pairwise_vs_bt", f"pipeline.setups=[{{name: bt_32, rm: bt, ppo: standard, {small}}}, "
+                         "{name: bt_64, rm: bt, ppo: standard}, "
+                         f"{{name: generative_32, rm: generative, ppo: pairwise, {small}}}, "
+                         "{name: generative_64, rm: generative, ppo: pairwise}]")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "multirun" / "0")
+    run(cfg)
+    sweep = tmp_path / "multirun"
+    run(make_debug_cfg("stage=compare", f"compare.dir={sweep}"))
+    results = load_results(sweep)
+    rows = results[0]["results"]
+    assert [rows[s]["RM train pairs"] for s in ("bt_32", "bt_64", "generative_32", "generative_64")] == [32, 64, 32, 64]
+
+    curves = scaling_curves(results)
+    accuracy = curves["RM accuracy on held-out pairs"]
+    for mode in ("bt", "generative"):  # (pairs, mean over seeds, half-width: none with one seed)
+        assert [(x, m) for x, m, _ in sorted(accuracy[f"{mode}: RM accuracy"])] == [
+            (32, rows[f"{mode}_32"]["RM accuracy"]), (64, rows[f"{mode}_64"]["RM accuracy"])]
+        assert [(x, m) for x, m, _ in sorted(curves["PPO held-out gold (sampled)"][f"{mode}: gold (sampled)"])] == [
+            (32, rows[f"{mode}_32"]["gold (sampled)"]), (64, rows[f"{mode}_64"]["gold (sampled)"])]
+    assert all(w != w for line in accuracy.values() for _, _, w in line)
+    column, points = gold_against_rm_accuracy(results)
+    # a 20-step debug policy's answers tie on gold, so there is no gold-ordering accuracy: the labels' is used
+    x = "RM gold accuracy" if all(rows[s].get("RM gold accuracy") is not None for s in rows if s != "sft (start)") \
+        else "RM accuracy"
+    assert column == x and points == {mode: [(rows[f"{mode}_{n}"][x], rows[f"{mode}_{n}"]["gold (sampled)"])
+                                             for n in (32, 64)] for mode in ("bt", "generative")}
+    for plot in ("rm_scaling.png", "gold_vs_rm_accuracy.png", "rm_reliability_by_kind.png"):
+        assert (sweep / plot).stat().st_size > 1000, plot
+    kinds = reliability_by_group(results)
+    assert set(kinds) == {"sort", "reverse", "add"}
+    # one line per distinct RM, named by the first setup that used it; the gold judge writes no diagrams
+    assert set(kinds["add"]) == {"bt_32", "bt_64", "generative_32", "generative_64"}
+
+
+def test_a_run_of_one_data_size_draws_no_scaling_plot(make_debug_cfg, tmp_path):
+    sweep = two_seed_sweep(make_debug_cfg, tmp_path)
+    assert scaling_curves(load_results(sweep)) == {}
+    run(make_debug_cfg("stage=compare", f"compare.dir={sweep}"))
+    assert not (sweep / "rm_scaling.png").exists() and (sweep / "rm_reliability_by_kind.png").exists()

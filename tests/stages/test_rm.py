@@ -1,12 +1,15 @@
 """The RM stage end to end, both modes, through the CLI's run()."""
 
 import pytest
+import torch
 
 from pairwise_rl.cli import run
 from pairwise_rl.eval.io import read_json, read_jsonl
 from pairwise_rl.pipeline import COMPLETE, stage_metrics
 from pairwise_rl.rewards import load_reward_model
+from pairwise_rl.models.factory import init_policy, load_causal_lm
 from pairwise_rl.stages.common import HF_DIR
+from pairwise_rl.stages.rm import GROUP_RELIABILITY
 
 
 @pytest.mark.parametrize("mode", ["bt", "generative"])
@@ -28,6 +31,40 @@ def test_rm_stage_trains_saves_and_evaluates(mode, make_debug_cfg):
     assert len(rows) == metrics["eval_pairs"] and {"y1", "y2", "p_y1_beats_y2", "annotator_p_y1"} <= set(rows[0])
     assert (out / "reliability.png").stat().st_size > 1000
     assert read_json(out / "reliability.json")["count"]
+
+
+def test_rm_metrics_break_down_by_prompt_kind(make_debug_cfg):
+    out = run(make_debug_cfg("stage=rm", "rm=generative"))
+    metrics, kinds = stage_metrics(out), ("sort", "reverse", "add")
+    by_kind = read_json(out / GROUP_RELIABILITY)
+    assert set(by_kind) == set(kinds)
+    counts = {kind: metrics[f"{kind}/pairs"] for kind in kinds}
+    assert sum(counts.values()) == metrics["eval_pairs"] and all(counts.values())
+    # the overall accuracy is the pair-weighted mean of the per-kind ones; each diagram holds its kind's pairs
+    assert metrics["accuracy"] == pytest.approx(
+        sum(metrics[f"{kind}/accuracy"] * counts[kind] for kind in kinds) / metrics["eval_pairs"])
+    assert all(sum(by_kind[kind]["count"]) == counts[kind] for kind in kinds)
+    assert all(0.0 <= metrics[f"{kind}/position_consistency"] <= 1.0 for kind in kinds)
+
+
+def test_rm_init_fresh_starts_from_the_models_own_initialisation_not_the_sft_policy(make_debug_cfg):
+    cfg = make_debug_cfg("stage=rm", "rm=generative", "rm.init=fresh")
+    out = run(cfg)
+    assert out != run(make_debug_cfg("stage=rm", "rm=generative"))  # its own artifact
+    start = load_causal_lm(str(out / "init")).state_dict()
+    expected = init_policy(cfg.model, cfg.seed)[0].state_dict()
+    sft = load_causal_lm(f"{read_json(out / COMPLETE)['needs']['sft']}/{HF_DIR}").state_dict()
+    assert all(torch.equal(start[k], expected[k]) for k in expected)
+    assert not all(torch.equal(start[k], sft[k]) for k in sft)
+
+
+def test_a_yes_no_judge_is_saved_and_loaded_with_its_verdict_format(make_debug_cfg):
+    out = run(make_debug_cfg("stage=rm", "rm=generative", "rm.verdict_format=yes_no", "rm.verdict_tokens=[y,n]",
+                             "rm.template='{prompt}\nA:{a}\nB:{b}\nB better?'"))
+    judge = load_reward_model(out / HF_DIR)
+    assert judge.verdict_format == "yes_no" and judge.verdict_ids == tuple(
+        judge.tokenizer.convert_tokens_to_ids(["n", "y"]))  # (A wins, B wins) = (no, yes)
+    assert 0.0 <= stage_metrics(out)["accuracy"] <= 1.0
 
 
 def test_rm_compare_prints_both_modes_side_by_side(make_debug_cfg, capsys):
