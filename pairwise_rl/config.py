@@ -272,6 +272,7 @@ class CompareConfig:
     layout: str = "auto"
     metrics: List[str] = field(default_factory=list)
     baseline: Optional[str] = None
+    pairs: List[List[str]] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------------------------- eval
@@ -489,6 +490,11 @@ def validate(cfg: DictConfig) -> None:
     if cfg.stage == "compare":
         _check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
         _one_of(cfg, "compare.layout", list(SETUP_LAYOUTS))
+        _check(not (cfg.compare.baseline and cfg.compare.pairs), "compare.pairs",
+               "set compare.baseline (every setup against one) or compare.pairs (chosen contrasts), not both")
+        for i, pair in enumerate(cfg.compare.pairs):
+            _check(len(pair) == 2 and pair[0] != pair[1], f"compare.pairs.{i}",
+                   f"must be [setup, baseline] (two different setups), got {list(pair)}")
     _one_of(cfg, "paths.cache_policy", CACHE_POLICIES.names())
     for rule in cfg.cache.clean:
         _check(rule in CLEAN_RULES, "cache.clean", f"unknown rule {rule!r}; choose from {CLEAN_RULES.names()}")

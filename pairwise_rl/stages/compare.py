@@ -113,22 +113,38 @@ def intervals(values: Dict[str, Dict[str, List[float]]], results: List[dict]) ->
             for setup in setup_order(results) if setup in values}
 
 
-def paired_differences(results: List[dict], baseline: str) -> Dict[str, Dict[str, dict]]:
-    """{setup: {metric: mean_ci over seeds of (setup - baseline) within each run}}: the seeds' shared SFT policy
-    and RMs cancel, so the interval is far narrower than the difference of two unpaired intervals."""
-    if not any(baseline in r["results"] for r in results):
-        raise KeyError(f"compare.baseline={baseline!r}: no run has that setup; they have "
-                       f"{setup_order(results)}")
-    values: Dict[str, Dict[str, List[float]]] = {}
+Contrast = Tuple[str, str]  # (setup, baseline)
+
+
+def contrasts(results: List[dict], baseline: Optional[str], pairs: List[List[str]]) -> List[Contrast]:
+    """(setup, baseline) pairs: every other setup against compare.baseline, or compare.pairs as given."""
+    every = setup_order(results)
+    if baseline:
+        if not any(baseline in r["results"] for r in results):
+            raise KeyError(f"compare.baseline={baseline!r}: no run has that setup; they have {every}")
+        return [(setup, baseline) for setup in every if setup != baseline]
+    for setup, base in pairs:
+        for name in (setup, base):
+            if name not in every:
+                raise KeyError(f"compare.pairs: no run has the setup {name!r}; they have {every}")
+    return [(setup, base) for setup, base in pairs]
+
+
+def paired_differences(results: List[dict], pairs: List[Contrast]) -> Dict[Contrast, Dict[str, dict]]:
+    """{(setup, baseline): {metric: mean_ci over seeds of (setup - baseline) within each run}}: the seeds' shared
+    SFT policy (and RMs where shared) cancel, so the interval is far narrower than the difference of two unpaired
+    intervals."""
+    values: Dict[Contrast, Dict[str, List[float]]] = {}
     for result in results:
-        base = result["results"].get(baseline)
-        if base is None:
-            continue
-        for setup, metrics in result["results"].items():
-            for metric, value in metrics.items():
-                if setup != baseline and value is not None and base.get(metric) is not None:
-                    values.setdefault(setup, {}).setdefault(metric, []).append(float(value) - float(base[metric]))
-    return intervals(values, results)
+        rows = result["results"]
+        for setup, base in pairs:
+            if setup not in rows or base not in rows:
+                continue
+            for metric, value in rows[setup].items():
+                if value is not None and rows[base].get(metric) is not None:
+                    values.setdefault((setup, base), {}).setdefault(metric, []).append(
+                        float(value) - float(rows[base][metric]))
+    return {name: {metric: mean_ci(v) for metric, v in by_metric.items()} for name, by_metric in values.items()}
 
 
 def _cell(stat: dict) -> str:
@@ -175,28 +191,41 @@ def markdown_table(cells: Dict[str, Dict[str, str]], layout: str) -> List[str]:
     return lines
 
 
+def paired_title(baseline: Optional[str]) -> str:
+    setup = f"setup − {baseline}" if baseline else "setup − baseline"
+    return f"Paired difference, {setup}, within each seed's run, then mean ± 95% t-interval over seeds"
+
+
+def paired_rows(paired: Dict[Contrast, Dict[str, dict]], baseline: Optional[str]) -> Dict[str, Dict[str, dict]]:
+    """Table rows of the paired differences: named by the setup against one baseline, 'setup − baseline' else."""
+    return {(setup if baseline else f"{setup} − {base}"): stats for (setup, base), stats in paired.items()}
+
+
 def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Path, versions: Dict[str, List[str]],
-                 metrics: List[str], layout: str, paired: Optional[Dict[str, Dict[str, dict]]] = None,
+                 metrics: List[str], layout: str, paired: Optional[Dict[Contrast, Dict[str, dict]]] = None,
                  baseline: Optional[str] = None) -> None:
-    """compare.md (the chosen metrics; paired differences when a baseline is set) and compare.csv (every metric)."""
+    """compare.md (the chosen metrics; paired differences for a baseline or chosen pairs) and compare.csv (every
+    metric; compare_paired.csv the paired differences)."""
     every = all_versions(versions)
     lines = [f"Mean ± 95% t-interval over seeds {seeds} (n per cell in compare.csv); code version "
              f"{every[0] if len(every) == 1 else 'MIXED: ' + ', '.join(every)}.", "",
              *markdown_table(table_cells(summary, metrics, versions), layout)]
     if paired:
-        lines += ["", f"Paired difference, setup − {baseline}, within each seed's run, then mean ± 95% t-interval "
-                      "over seeds:", "", *markdown_table(table_cells(paired, metrics), layout)]
+        lines += ["", paired_title(baseline) + ":", "",
+                  *markdown_table(table_cells(paired_rows(paired, baseline), metrics), layout)]
     atomic_write_text(out / "compare.md", "\n".join(lines) + "\n")
-    write_csv(out / "compare.csv", summary)
+    write_csv(out / "compare.csv", [({"setup": s}, summary[s]) for s in summary])
     if paired:
-        write_csv(out / "compare_paired.csv", paired, baseline=baseline)
+        write_csv(out / "compare_paired.csv", [({"baseline": base, "setup": setup}, stats)
+                                               for (setup, base), stats in paired.items()])
 
 
-def write_csv(path: Path, summary: Dict[str, Dict[str, dict]], **constant: str) -> None:
-    """One row per (setup, metric) with its mean, half-width and n; `constant` columns (the baseline) come first."""
-    rows = [{**constant, "setup": s, "metric": m, **stat} for s in summary for m, stat in summary[s].items()]
+def write_csv(path: Path, groups: List[Tuple[Dict[str, str], Dict[str, dict]]]) -> None:
+    """One row per (setup, metric) with its mean, half-width and n; each group's key columns come first."""
+    keys = list(groups[0][0]) if groups else ["setup"]
+    rows = [{**key, "metric": m, **stat} for key, stats in groups for m, stat in stats.items()]
     with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*constant, "setup", "metric", "mean", "half_width", "n"])
+        writer = csv.DictWriter(handle, fieldnames=[*keys, "metric", "mean", "half_width", "n"])
         writer.writeheader()
         writer.writerows(rows)
 
@@ -328,7 +357,8 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     summary = summarise(results)
     metrics = metric_order(results, list(cfg.compare.metrics))
     baseline = cfg.compare.baseline
-    paired = paired_differences(results, baseline) if baseline else None
+    pairs = contrasts(results, baseline, [list(pair) for pair in cfg.compare.pairs])
+    paired = paired_differences(results, pairs) if pairs else None
     seeds = sorted({r["seed"] for r in results})
     write_tables(summary, seeds, directory, versions, metrics, cfg.compare.layout, paired, baseline)
 
@@ -338,7 +368,7 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     print_table(f"{len(results)} runs, seeds {seeds}: mean ± 95% interval",
                 orient(table_cells(summary, metrics, versions), cfg.compare.layout))
     if paired:
-        print_table(f"Paired difference vs {baseline} (per seed), mean ± 95% interval",
-                    orient(table_cells(paired, metrics), cfg.compare.layout))
+        print_table(paired_title(baseline), orient(table_cells(paired_rows(paired, baseline), metrics),
+                                                   cfg.compare.layout))
     log.info("wrote %s, %s and plots in %s", directory / "compare.md", directory / "compare.csv", directory)
     return summary

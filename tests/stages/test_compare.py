@@ -8,6 +8,7 @@ from omegaconf import open_dict
 
 from pairwise_rl import provenance
 from pairwise_rl.cli import run
+from pairwise_rl.config import ConfigError, validate
 from pairwise_rl.stages.compare import (MixedCodeError, gold_against_rm_accuracy, load_results, reliability_by_group,
                                        scaling_curves)
 
@@ -134,3 +135,26 @@ def test_a_run_of_one_data_size_draws_no_scaling_plot(make_debug_cfg, tmp_path):
     assert scaling_curves(load_results(sweep)) == {}
     run(make_debug_cfg("stage=compare", f"compare.dir={sweep}"))
     assert not (sweep / "rm_scaling.png").exists() and (sweep / "rm_reliability_by_kind.png").exists()
+
+
+def test_compare_pairs_contrasts_chosen_setups_within_each_seed(make_debug_cfg, tmp_path):
+    sweep = two_seed_sweep(make_debug_cfg, tmp_path)
+    runs = {seed: json.loads((sweep / str(seed) / "result.json").read_text())["results"] for seed in (0, 1)}
+    run(make_debug_cfg("stage=compare", f"compare.dir={sweep}",
+                       "compare.pairs=[[pairwise_rl,traditional],[traditional,'sft (start)']]"))
+    with open(sweep / "compare_paired.csv") as handle:
+        paired = {(r["setup"], r["baseline"], r["metric"]): r for r in csv.DictReader(handle)}
+    for setup, base in (("pairwise_rl", "traditional"), ("traditional", "sft (start)")):
+        diffs = [runs[s][setup]["gold (sampled)"] - runs[s][base]["gold (sampled)"] for s in (0, 1)]
+        assert float(paired[(setup, base, "gold (sampled)")]["mean"]) == pytest.approx(sum(diffs) / 2)
+    assert ("pairwise_rl", "sft (start)", "gold (sampled)") not in paired  # only the pairs asked for
+    table = (sweep / "compare.md").read_text()
+    assert "Paired difference, setup − baseline" in table and "pairwise_rl − traditional" in table
+
+    with pytest.raises(KeyError, match="compare.pairs: no run has the setup 'bt'"):
+        run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.pairs=[[bt,traditional]]"))
+    with pytest.raises(ConfigError, match="^compare.pairs:"):
+        validate(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.baseline=traditional",
+                                "compare.pairs=[[pairwise_rl,traditional]]"))
+    with pytest.raises(ConfigError, match="^compare.pairs.0:"):
+        validate(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.pairs=[[pairwise_rl]]"))
