@@ -85,13 +85,12 @@ def judged_by_group(pairs: PairSet, judged: JudgedPairs, groups: Sequence[Option
         def pick(values):
             return None if values is None else values[rows]
 
-        metrics = preference_metrics(judged.p[rows], pairs.labels[rows], bins, pick(pairs.gold_labels),
-                                     pick(pairs.true_probs))
-        if judged.p_first is not None:
-            metrics["position_consistency"] = position_consistency(judged.p_first[rows], judged.p_second[rows])
+        p, labels, p_first, p_second = pick(judged.p), pick(pairs.labels), pick(judged.p_first), pick(judged.p_second)
+        metrics = preference_metrics(p, labels, bins, pick(pairs.gold_labels), pick(pairs.true_probs))
+        if p_first is not None:
+            metrics["position_consistency"] = position_consistency(p_first, p_second)
         metrics["pairs"] = float(rows.sum())
-        out[group] = JudgedPairs(metrics, reliability(judged.p[rows], pairs.labels[rows], bins), judged.p[rows],
-                                 pick(judged.p_first), pick(judged.p_second))
+        out[group] = JudgedPairs(metrics, reliability(p, labels, bins), p, p_first, p_second)
     return out
 
 

@@ -96,39 +96,37 @@ class PolicyGreedyAnchor(AnchorStrategy):
         return _greedy(ctx.policy, prompts, ctx)
 
 
-# How best_of_n ranks the n SFT samples of each prompt: (samples as rows i*n + j, prompts, ctx) -> (P, n) strengths.
-BEST_OF_N_SELECTIONS: Registry[Callable[[List[str], List[str], AnchorContext], torch.Tensor]] = Registry(
-    "best_of_n selection")
+# How best_of_n ranks the n SFT samples of each prompt: (rows, samples, ctx) -> (prompts, n) strengths, where
+# row i * n + j holds prompt i and samples[i * n + j] is its sample j.
+Selection = Callable[[List[str], List[str], AnchorContext], torch.Tensor]
+BEST_OF_N_SELECTIONS: Registry[Selection] = Registry("best_of_n selection")
 
 
 @BEST_OF_N_SELECTIONS.register("score")
-def _by_score(samples: List[str], texts: List[str], ctx: AnchorContext) -> torch.Tensor:
+def _by_score(rows: List[str], samples: List[str], ctx: AnchorContext) -> torch.Tensor:
     """A scalar per sample: the RM's score (BT, gold), or for a judge without one the P(sample beats the frozen SFT
     policy's greedy answer) -- the same scalar ppo.reward=scalar gives a generative RM. n judge calls per prompt."""
     n = ctx.best_of_n
-    repeated = [t for t in texts for _ in range(n)]
     if ctx.reward_model.has_score:
-        return ctx.reward_model.score(repeated, samples).view(len(texts), n)
-    greedy = generate(ctx.reference_policy, ctx.tokenizer, texts, max_new_tokens=ctx.max_new_tokens,
+        return ctx.reward_model.score(rows, samples).view(-1, n)
+    greedy = generate(ctx.reference_policy, ctx.tokenizer, rows[::n], max_new_tokens=ctx.max_new_tokens,
                       max_prompt_tokens=ctx.max_prompt_tokens, greedy=True).texts
-    return ctx.reward_model.compare(repeated, samples, [g for g in greedy for _ in range(n)]).view(len(texts), n)
+    return ctx.reward_model.compare(rows, samples, [g for g in greedy for _ in range(n)]).view(-1, n)
 
 
 @BEST_OF_N_SELECTIONS.register("tournament")
-def _by_tournament(samples: List[str], texts: List[str], ctx: AnchorContext) -> torch.Tensor:
+def _by_tournament(rows: List[str], samples: List[str], ctx: AnchorContext) -> torch.Tensor:
     """Each sample's mean win probability against the other n-1 (a round robin: every unordered pair judged once,
     in both orders for a generative judge). Needs no absolute score, so it is the pairwise judge's own ranking."""
     n = ctx.best_of_n
-    repeated = [t for t in texts for _ in range(n)]
-    return group_mean_win(ctx.reward_model.group_win_matrix(repeated, samples, n)).view(len(texts), n)
+    return group_mean_win(ctx.reward_model.group_win_matrix(rows, samples, n)).view(-1, n)
 
 
-def best_of_n_selection(name: str, reward_model: RewardModel) -> str:
+def best_of_n_selection(name: str, reward_model: RewardModel) -> Selection:
     """ppo.best_of_n_by resolved: auto is score for an RM with a scalar score, tournament for one without."""
     if name == "auto":
-        return "score" if reward_model.has_score else "tournament"
-    BEST_OF_N_SELECTIONS.get(name)  # a clear error naming the choices
-    return name
+        name = "score" if reward_model.has_score else "tournament"
+    return BEST_OF_N_SELECTIONS.get(name)
 
 
 @ANCHORS.register("best_of_n")
@@ -143,8 +141,8 @@ class BestOfNAnchor(AnchorStrategy):
         samples = generate(ctx.reference_policy, ctx.tokenizer, repeated, max_new_tokens=ctx.max_new_tokens,
                            max_prompt_tokens=ctx.max_prompt_tokens, temperature=ctx.temperature,
                            generator_seed=ctx.seed).texts
-        select = BEST_OF_N_SELECTIONS.get(best_of_n_selection(ctx.best_of_n_by, ctx.reward_model))
-        best = select(samples, texts, ctx).argmax(-1).tolist()
+        select = best_of_n_selection(ctx.best_of_n_by, ctx.reward_model)
+        best = select(repeated, samples, ctx).argmax(-1).tolist()
         return [samples[i * n + b] for i, b in enumerate(best)]
 
 

@@ -283,10 +283,11 @@ def scaling_curves(results: List[dict]) -> Dict[str, Dict[str, list]]:
             row = result["results"][setup]
             if row.get("RM train pairs") is None:
                 continue
+            mode = rm_mode(rm_dir)
             for panel, columns in SCALING_PANELS.items():
                 for column in columns:
                     if row.get(column) is not None:
-                        key = (panel, f"{rm_mode(rm_dir)}: {column}", int(row["RM train pairs"]))
+                        key = (panel, f"{mode}: {column}", int(row["RM train pairs"]))
                         values.setdefault(key, []).append(float(row[column]))
     sizes: Dict[str, set] = {}
     for _, line, pairs in values:

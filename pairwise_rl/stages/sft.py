@@ -23,6 +23,7 @@ from pairwise_rl.stages.common import export_hf, run_artifact_stage, run_name
 from pairwise_rl.tasks.base import Task, load_task
 from pairwise_rl.training import build_trainer, finish_loggers, fit
 
+
 def sft_keys(cfg: DictConfig) -> tuple:
     """What determines the SFT policy: all of `data` but the digits annotator's taus, which only label preference
     pairs. So an annotator sweep (experiments/annotators.yaml) trains one SFT policy per seed, not one per tau."""

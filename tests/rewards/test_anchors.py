@@ -119,7 +119,7 @@ def test_best_of_n_on_a_pairwise_judge_ranks_by_round_robin_or_by_beating_the_sf
         ctx.best_of_n_by = by
         chosen = build_anchor("best_of_n").anchors(PROMPTS, ctx)
         assert chosen == [samples[i * 4 + int(strength[i].argmax())] for i in range(3)], by
-    assert best_of_n_selection("auto", judge) == "tournament" and BEST_OF_N_SELECTIONS.names() == ["score",
-                                                                                                  "tournament"]
+    assert best_of_n_selection("auto", judge) is BEST_OF_N_SELECTIONS.get("tournament")
+    assert BEST_OF_N_SELECTIONS.names() == ["score", "tournament"]
     with pytest.raises(KeyError, match="best_of_n selection"):
         best_of_n_selection("vote", judge)
