@@ -7,6 +7,9 @@ where the runs have them, rm_reliability_by_kind.png (each RM's diagram per prom
 (each run's PPO gold against its RM's accuracy) and rm_scaling.png (RM accuracy and PPO gold against
 the RM's training pairs, for RMs trained on several sizes: experiments/rm_scaling.yaml).
 
+Each (setup, seed) is one observation (`eval.runs`): a seed split over several jobs is merged, and a setup swept
+over another key is split into one column per value.
+
 Numbers built by different code are not one experiment: runs whose artifacts came from more than one code version
 (`pairwise_rl.provenance`) are refused, or with compare.allow_mixed_code=true compared with the versions in the
 table.
@@ -26,6 +29,7 @@ from pairwise_rl.eval.aggregate import mean_ci
 from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import atomic_write_text, read_json
 from pairwise_rl.eval.metrics import Reliability, pool_reliability
+from pairwise_rl.eval.runs import by_seed
 from pairwise_rl.eval.plots import (plot_gold_vs_kl, plot_gold_vs_rm_accuracy, plot_gold_vs_step, plot_reliability,
                                     plot_reliability_by_group, plot_scaling)
 from pairwise_rl.eval.report import orient, print_table, setups_as_rows
@@ -40,11 +44,12 @@ class MixedCodeError(ValueError):
 
 
 def load_results(directory: Path) -> List[dict]:
-    """Every result.json below `directory`, each with `source`: the file it was read from."""
+    """One run per seed from every result.json below `directory` (`eval.runs.by_seed`: a seed's jobs merged, a
+    setup swept over other keys split by them), each with `source`: the file(s) it was read from."""
     results = [{**read_json(path), "source": str(path)} for path in sorted(Path(directory).glob("**/result.json"))]
     if not results:
         raise FileNotFoundError(f"compare.dir={directory}: no result.json below it (run stage=pipeline first)")
-    return results
+    return by_seed(results)
 
 
 def code_versions(result: dict) -> Dict[str, Dict[str, str]]:
@@ -366,7 +371,7 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     write_plots(results, directory)
     if len(all_versions(versions)) > 1:
         log.warning("compare.allow_mixed_code=true: this table mixes code versions (see its 'code version' row)")
-    print_table(f"{len(results)} runs, seeds {seeds}: mean ± 95% interval",
+    print_table(f"{len(results)} seeds {seeds}: mean ± 95% interval",
                 orient(table_cells(summary, metrics, versions), cfg.compare.layout))
     if paired:
         print_table(paired_title(baseline), orient(table_cells(paired_rows(paired, baseline), metrics),
