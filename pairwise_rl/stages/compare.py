@@ -4,7 +4,8 @@ Writes compare.md and compare.csv (mean and 95% interval over seeds per setup an
 rollout gold against iteration, mean over seeds), gold_vs_kl.png (each run's held-out gold against its KL to
 the SFT policy: the reward-KL frontier) and rm_reliability.png (each RM mode's held-out pairs pooled over runs);
 where the runs have them, rm_reliability_by_kind.png (each RM's diagram per prompt kind), gold_vs_rm_accuracy.png
-(each run's PPO gold against its RM's accuracy) and rm_scaling.png (RM accuracy and PPO gold against
+(each run's PPO gold against its RM's accuracy; gold_vs_rm_accuracy.json and a compare.md line give each RM
+mode's gold at a matched RM accuracy) and rm_scaling.png (RM accuracy and PPO gold against
 the RM's training pairs, for RMs trained on several sizes: experiments/rm_scaling.yaml).
 
 Each (setup, seed) is one observation (`eval.runs`): a seed split over several jobs is merged, and a setup swept
@@ -18,6 +19,7 @@ table.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -25,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import provenance
-from pairwise_rl.eval.aggregate import mean_ci
+from pairwise_rl.eval.aggregate import matched_offsets, mean_ci
 from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import atomic_write_text, read_json
 from pairwise_rl.eval.metrics import Reliability, pool_reliability
@@ -208,9 +210,9 @@ def paired_rows(paired: Dict[Contrast, Dict[str, dict]], baseline: Optional[str]
 
 def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Path, versions: Dict[str, List[str]],
                  metrics: List[str], layout: str, paired: Optional[Dict[Contrast, Dict[str, dict]]] = None,
-                 baseline: Optional[str] = None) -> None:
-    """compare.md (the chosen metrics; paired differences for a baseline or chosen pairs) and compare.csv (every
-    metric; compare_paired.csv the paired differences)."""
+                 baseline: Optional[str] = None, notes: Tuple[str, ...] = ()) -> None:
+    """compare.md (the chosen metrics; paired differences for a baseline or chosen pairs; then `notes`) and
+    compare.csv (every metric; compare_paired.csv the paired differences)."""
     every = all_versions(versions)
     lines = [f"Mean ± 95% t-interval over seeds {seeds} (n per cell in compare.csv); code version "
              f"{every[0] if len(every) == 1 else 'MIXED: ' + ', '.join(every)}.", "",
@@ -218,6 +220,7 @@ def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Pat
     if paired:
         lines += ["", paired_title(baseline) + ":", "",
                   *markdown_table(table_cells(paired_rows(paired, baseline), metrics), layout)]
+    lines += [line for note in notes for line in ("", note)]
     atomic_write_text(out / "compare.md", "\n".join(lines) + "\n")
     write_csv(out / "compare.csv", [({"setup": s}, summary[s]) for s in summary])
     if paired:
@@ -321,6 +324,22 @@ def gold_against_rm_accuracy(results: List[dict]) -> Tuple[str, Dict[str, List[t
     return column, points
 
 
+def rm_accuracy_fit(results: List[dict]) -> Optional[dict]:
+    """PPO gold against RM accuracy over the distinct RMs, one slope for every RM mode (`matched_offsets`): each
+    mode's policy gold against the first mode's at an equally accurate RM. None with too few RMs to fit."""
+    column, points = gold_against_rm_accuracy(results)
+    fit = matched_offsets(points)
+    return {"x": column, "y": "gold (sampled)", **fit} if fit else None
+
+
+def fit_note(fit: dict) -> str:
+    offsets = "; ".join(f"{mode} − {fit['reference']} = {_cell(stat)}" for mode, stat in fit["offsets"].items())
+    r = "undefined" if fit["r"] is None else f"{fit['r']:.2f}"
+    return (f"PPO {fit['y']} against {fit['x']}, one point per distinct RM (n = {fit['n']}): slope "
+            f"{fit['slope']:.3f}, r = {r}; at the same {fit['x']}, {offsets} (least squares with one shared slope; "
+            "the interval treats the RMs as independent, which a seed's shared SFT policy is not).")
+
+
 def write_plots(results: List[dict], directory: Path) -> List[Path]:
     """gold_vs_step.png, gold_vs_kl.png and rm_reliability.png for a set of pipeline results (one run or many);
     where the results have them, rm_reliability_by_kind.png (per prompt kind), gold_vs_rm_accuracy.png and, for RMs
@@ -366,7 +385,12 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     pairs = contrasts(results, baseline, [list(pair) for pair in cfg.compare.pairs])
     paired = paired_differences(results, pairs) if pairs else None
     seeds = sorted({r["seed"] for r in results})
-    write_tables(summary, seeds, directory, versions, metrics, cfg.compare.layout, paired, baseline)
+    fit = rm_accuracy_fit(results)
+    if fit:
+        atomic_write_text(directory / "gold_vs_rm_accuracy.json", json.dumps(fit, indent=2) + "\n")
+        log.info(fit_note(fit))
+    write_tables(summary, seeds, directory, versions, metrics, cfg.compare.layout, paired, baseline,
+                 notes=(fit_note(fit),) if fit else ())
 
     write_plots(results, directory)
     if len(all_versions(versions)) > 1:

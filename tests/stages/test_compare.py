@@ -9,8 +9,8 @@ from omegaconf import open_dict
 from pairwise_rl import provenance
 from pairwise_rl.cli import run
 from pairwise_rl.config import ConfigError, validate
-from pairwise_rl.stages.compare import (MixedCodeError, gold_against_rm_accuracy, load_results, reliability_by_group,
-                                       scaling_curves)
+from pairwise_rl.stages.compare import (MixedCodeError, fit_note, gold_against_rm_accuracy, load_results,
+                                       reliability_by_group, rm_accuracy_fit, scaling_curves)
 
 
 def two_seed_sweep(make_debug_cfg, tmp_path):
@@ -40,6 +40,13 @@ def test_compare_aggregates_seeds_into_tables_and_plots(make_debug_cfg, tmp_path
     assert "| judge rows / iteration | - | 8 | 16 |" in table.splitlines()
     for plot in ("gold_vs_step.png", "gold_vs_kl.png", "rm_reliability.png"):
         assert (sweep / plot).stat().st_size > 1000
+    # four distinct RMs (two seeds x two modes): the shared-slope fit has one dof, unless the debug RMs' accuracies
+    # leave it singular; either way the file and the compare.md line follow the fit
+    fit = rm_accuracy_fit(load_results(sweep))
+    assert (fit is None) == (not (sweep / "gold_vs_rm_accuracy.json").exists())
+    if fit is not None:
+        assert fit["n"] == 4 and json.loads((sweep / "gold_vs_rm_accuracy.json").read_text()) == fit
+        assert fit_note(fit) in table and "generative − bt = " in fit_note(fit)
 
 
 def test_compare_refuses_runs_built_by_different_code_unless_allowed(make_debug_cfg, tmp_path):
