@@ -31,10 +31,10 @@ from pairwise_rl.eval.aggregate import matched_offsets, mean_ci
 from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import atomic_write_text, read_json
 from pairwise_rl.eval.metrics import Reliability, pool_reliability
-from pairwise_rl.eval.runs import by_seed
 from pairwise_rl.eval.plots import (plot_gold_vs_kl, plot_gold_vs_rm_accuracy, plot_gold_vs_step, plot_reliability,
                                     plot_reliability_by_group, plot_scaling)
 from pairwise_rl.eval.report import orient, print_table, setups_as_rows
+from pairwise_rl.eval.runs import by_seed
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.rm import GROUP_RELIABILITY
 
