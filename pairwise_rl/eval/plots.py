@@ -82,17 +82,17 @@ def plot_scaling(curves: Mapping[str, Mapping[str, list]], path: Path) -> Path:
     """Panels of metric against preference pairs (log x): curves[panel]["mode: column"] = [(pairs, mean,
     half_width), ...], error bars the 95% interval over seeds (none where only one seed has the point). One colour
     per RM mode across panels; within a panel, one line style per column (solid first, then dashed, dotted)."""
-    names = [name for lines in curves.values() for name in lines]
-    colours = {mode: f"C{i}" for i, mode in enumerate(dict.fromkeys(n.split(":")[0] for n in names))}
+    parts = {name: name.split(": ", 1) for lines in curves.values() for name in lines}  # name -> [mode, column]
+    colours = {mode: f"C{i}" for i, mode in enumerate(dict.fromkeys(mode for mode, _ in parts.values()))}
     fig, axes = plt.subplots(1, len(curves), figsize=(5.2 * len(curves), 4.2), squeeze=False)
     for ax, (panel, lines) in zip(axes[0], curves.items()):
-        columns = list(dict.fromkeys(name.split(": ", 1)[-1] for name in lines))
+        columns = list(dict.fromkeys(parts[name][1] for name in lines))
         sizes = sorted({x for points in lines.values() for x, _, _ in points})
         for name, points in lines.items():
+            mode, column = parts[name]
             xs, means, widths = zip(*sorted(points))
             ax.errorbar(xs, means, yerr=[0.0 if w != w else w for w in widths], marker="o", capsize=3,
-                        color=colours[name.split(":")[0]], label=name,
-                        linestyle=["-", "--", ":", "-."][columns.index(name.split(": ", 1)[-1]) % 4])
+                        color=colours[mode], label=name, linestyle=["-", "--", ":", "-."][columns.index(column) % 4])
         ax.set_xscale("log")
         ax.xaxis.set_minor_locator(NullLocator())  # ticks at the measured sizes only, labelled 1.5k, 3k, ...
         ax.set_xticks(sizes, [f"{x / 1000:g}k" if x >= 1000 else str(x) for x in sizes])

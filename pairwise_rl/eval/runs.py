@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from omegaconf import OmegaConf
 
@@ -47,21 +47,24 @@ def distinguishing_label(results: List[dict]) -> Dict[str, str]:
     return {source: f" [{Path(source).parent.name}]" for source in overrides}
 
 
-def ambiguous_setups(results: List[dict]) -> List[str]:
-    """Setups that some seed has as two different cells (different artifacts or numbers) in two jobs."""
+def clashes(results: List[dict]) -> List[Tuple[int, str]]:
+    """(seed, setup) where that seed has the setup as two different cells (different artifacts or numbers)."""
     seen: Dict[tuple, str] = {}
-    ambiguous = set()
+    found = set()
     for result in results:
         for setup in result["results"]:
             key = (result["seed"], setup)
-            identity = cell_identity(result, setup)
-            if seen.setdefault(key, identity) != identity:
-                ambiguous.add(setup)
-    return sorted(ambiguous)
+            if seen.setdefault(key, cell_identity(result, setup)) != cell_identity(result, setup):
+                found.add(key)
+    return sorted(found)
+
+
+# A result's fields keyed by setup name: what renaming a setup renames, and what merging a seed's jobs unites.
+KEYED_BY_SETUP = ("results", "artifacts", "code_versions")
 
 
 def rename_setup(result: dict, old: str, new: str) -> None:
-    for field in ("results", "artifacts", "code_versions"):
+    for field in KEYED_BY_SETUP:
         if old in result.get(field, {}):
             result[field][new] = result[field].pop(old)
     result["setups"] = [new if s == old else s for s in result.get("setups", [])]
@@ -69,32 +72,28 @@ def rename_setup(result: dict, old: str, new: str) -> None:
 
 def disambiguate(results: List[dict]) -> List[dict]:
     """Copies of the results with every ambiguous setup renamed by what tells its jobs apart, the same way in every
-    seed, so a sweep's configurations line up across seeds."""
-    results = [{**r, **{f: dict(r.get(f, {})) for f in ("results", "artifacts", "code_versions")},
-                "setups": list(r.get("setups", []))} for r in results]
-    for setup in ambiguous_setups(results):
+    seed, so a sweep's configurations line up across seeds. A clash that no label resolves is refused."""
+    results = [{**r, **{f: dict(r.get(f, {})) for f in KEYED_BY_SETUP}, "setups": list(r.get("setups", []))}
+               for r in results]
+    for setup in sorted({setup for _, setup in clashes(results)}):
         holders = [r for r in results if setup in r["results"]]
         labels = distinguishing_label(holders)
         for result in holders:
             rename_setup(result, setup, setup + labels[result["source"]])
+    for seed, setup in clashes(results)[:1]:
+        sources = "; ".join(r["source"] for r in results if r["seed"] == seed and setup in r["results"])
+        raise ValueError(f"compare.dir: seed {seed} has two different cells named {setup!r} ({sources}) and no "
+                         "override tells their jobs apart; give the setups distinct names or compare the jobs in "
+                         "separate directories")
     return results
 
 
 def merge(runs: List[dict]) -> dict:
-    """One seed's jobs as one run: the union of their setups; a setup in several jobs must be one cell."""
-    merged = {**runs[0], "results": {}, "artifacts": {}, "code_versions": {}, "setups": [], "columns": [],
+    """One seed's jobs as one run: the union of their setups (a setup in several jobs is one cell by now)."""
+    merged = {**runs[0], **{f: {} for f in KEYED_BY_SETUP}, "setups": [], "columns": [],
               "source": "; ".join(r["source"] for r in runs)}
-    where: Dict[str, str] = {}
     for run in runs:
-        for setup in run["results"]:
-            identity = cell_identity(run, setup)
-            if setup in where and where[setup] != identity:
-                raise ValueError(f"compare.dir: seed {run['seed']} has two different cells named {setup!r} "
-                                 f"({merged['source']}) and no override tells their jobs apart; give the setups "
-                                 "distinct names or compare the jobs in separate directories")
-            where[setup] = identity
-            merged["results"][setup] = run["results"][setup]
-        for field in ("artifacts", "code_versions"):
+        for field in KEYED_BY_SETUP:
             merged[field].update(run.get(field, {}))
         merged["setups"] += [s for s in run.get("setups", []) if s not in merged["setups"]]
         merged["columns"] += [c for c in run.get("columns", []) if c not in merged["columns"]]

@@ -19,6 +19,7 @@ table.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 from pathlib import Path
@@ -249,6 +250,7 @@ def pooled_reliability(results: List[dict]) -> Dict[str, Reliability]:
     return {mode: pool_reliability(list(diagrams.values())) for mode, diagrams in by_mode.items()}
 
 
+@functools.lru_cache(maxsize=None)  # artifacts are content-addressed and never rewritten: read each config once
 def rm_mode(rm_dir: str) -> str:
     return OmegaConf.load(Path(rm_dir) / "config.yaml").rm.mode  # the config the artifact was built with
 
