@@ -196,7 +196,7 @@ class PPOConfig:
     whiten_advantages: bool = True
     max_grad_norm: float = 1.0
     critic_init: str = "rm"
-    rollout_logprobs: str = "generation"
+    rollout_logprobs: str = "auto"
     kl: KLConfig = field(default_factory=KLConfig)
     val_every: int = 20
     checkpoint_every: int = 10
@@ -210,7 +210,7 @@ class TrainerConfig:
     devices: Any = 1
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    precision: str = "auto"
     num_threads: int = 0
     packing: bool = True
     progress_bar: str = "rich"
@@ -359,6 +359,7 @@ def validate(cfg: DictConfig) -> None:
     from pairwise_rl.eval.report import SETUP_LAYOUTS
     from pairwise_rl.models.factory import TINY_ARCHS
     from pairwise_rl.pipeline import CACHE_POLICIES
+    from pairwise_rl.precision import choices as precision_choices
     from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, PPO_REWARDS
     from pairwise_rl.stages import STAGES
@@ -462,6 +463,7 @@ def validate(cfg: DictConfig) -> None:
     _validate_ppo(cfg)
 
     _one_of(cfg, "trainer.strategy", ["auto", "ddp", "fsdp"])
+    _one_of(cfg, "trainer.precision", precision_choices())
     _validate_parallelism(cfg)
     _one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
     _one_of(cfg, "trainer.on_nonfinite", ["stop", "skip"])
@@ -525,7 +527,7 @@ def _validate_ppo(cfg: DictConfig) -> None:
     _one_of(cfg, "ppo.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
     _one_of(cfg, "ppo.best_of_n_by", ["auto", *BEST_OF_N_SELECTIONS.names()])
     _one_of(cfg, "ppo.critic_init", ["rm", "sft"])
-    _one_of(cfg, "ppo.rollout_logprobs", ["generation", "forward"])
+    _one_of(cfg, "ppo.rollout_logprobs", ["auto", "generation", "forward"])
     _one_of(cfg, "ppo.kl.estimator", KL_ESTIMATORS.names())
     _positive(cfg, "ppo.iterations", "ppo.rollout_batch_size", "ppo.ppo_epochs", "ppo.minibatch_size",
               "ppo.policy_lr", "ppo.critic_lr", "ppo.clip_ratio", "ppo.value_clip", "ppo.max_grad_norm",

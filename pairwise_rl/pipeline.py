@@ -8,10 +8,14 @@ An artifact is served only once its COMPLETE marker exists (written atomically, 
 an interrupted run, which the stage resumes from its checkpoints. A file lock keeps parallel sweep jobs from
 building the same artifact twice.
 
-Every artifact records the code that built it (`pairwise_rl.provenance`: source hash, package version, git commit,
-pinned library versions) in COMPLETE.json and config.yaml. `paths.cache_policy` says what happens when the code has
-changed since: `code` puts the code version into every key, so changed code rebuilds; `config` serves the old
-artifact with a warning naming both versions; `strict` refuses it.
+An artifact has two keys. Its *config key* hashes what determines its numbers apart from the code: the config
+sections of the stage, the numerics it computed in (the resolved `trainer.precision` and `trainer.packing`, for
+stages that run a model) and the config keys of what it needs. Its directory key adds the code version (a hash of
+the package source and pinned libraries, `pairwise_rl.provenance`) and the directories it was actually built
+from. Every policy builds into the directory key and records the config key in COMPLETE.json, so `paths.cache_policy`
+acts on the same artifacts whichever policy built them. When no artifact of this code exists: `code` builds a new
+one; `config` serves one of the same config key built by other code, with a warning naming both versions;
+`strict` refuses it (StaleArtifactError).
 
 In a multi-process run (trainer=ddp | fsdp) every rank builds the artifact together: rank 0 takes the lock,
 decides whether the artifact is cached and tells the others, and writes the marker once all ranks are done.
@@ -42,7 +46,7 @@ log = logging.getLogger(__name__)
 COMPLETE = "COMPLETE.json"
 NEEDS = "needs.json"  # written when a build starts: what a partial artifact reads, so `stage=cache` spares it
 LOCK = ".lock"
-ARTIFACT_FORMAT = 5  # bump when a stage's output layout or semantics change, to invalidate old caches
+ARTIFACT_FORMAT = 6  # bump when a stage's output layout or semantics change, to invalidate old caches
 
 
 @dataclass(frozen=True)
@@ -76,12 +80,18 @@ class ArtifactStage:
     # The config this stage is built from, given any setup's config: a stage shared by setups that differ in a
     # section it reads (the evaluation judge is one RM whatever each setup's rm.mode) rewrites that section here.
     prepare: Optional[Callable[[DictConfig], DictConfig]] = None
+    # Whether the stage runs a model, so its numbers depend on the precision and packing (reading a dataset's
+    # pairs does not): those settings join its key.
+    numeric: Union[bool, Callable[[DictConfig], bool]] = True
 
     def needs_for(self, cfg: DictConfig) -> Tuple[str, ...]:
         return tuple(self.needs(cfg)) if callable(self.needs) else self.needs
 
     def keys_for(self, cfg: DictConfig) -> Tuple[str, ...]:
         return tuple(self.keys(cfg)) if callable(self.keys) else self.keys
+
+    def numeric_for(self, cfg: DictConfig) -> bool:
+        return bool(self.numeric(cfg)) if callable(self.numeric) else self.numeric
 
     def config(self, cfg: DictConfig) -> DictConfig:
         return self.prepare(cfg) if self.prepare is not None else cfg
@@ -91,9 +101,10 @@ ARTIFACT_STAGES: Registry[ArtifactStage] = Registry("artifact stage")
 
 
 def artifact_stage(name: str, needs: Names, keys: Names,
-                   prepare: Optional[Callable[[DictConfig], DictConfig]] = None):
+                   prepare: Optional[Callable[[DictConfig], DictConfig]] = None,
+                   numeric: Union[bool, Callable[[DictConfig], bool]] = True):
     def decorator(run: Callable[[DictConfig, StageContext], Dict[str, float]]):
-        ARTIFACT_STAGES.register(name)(ArtifactStage(name, needs, keys, run, prepare))
+        ARTIFACT_STAGES.register(name)(ArtifactStage(name, needs, keys, run, prepare, numeric))
         return run
 
     return decorator
@@ -105,14 +116,15 @@ class StaleArtifactError(RuntimeError):
 
 @dataclass(frozen=True)
 class CachePolicy:
-    keyed_by_code: bool      # the code version is part of every artifact key: changed code builds new artifacts
-    refuse_other_code: bool  # an artifact built by other code is an error rather than a warning
+    serves_other_code: bool  # with no artifact of this code, one of the same config key built by other code is
+    #                          served (with a warning) instead of building a new one
+    refuse_other_code: bool  # ... or is an error (StaleArtifactError) rather than a reason to build
 
 
 CACHE_POLICIES: Registry[CachePolicy] = Registry("cache policy")
-CACHE_POLICIES.register("code")(CachePolicy(keyed_by_code=True, refuse_other_code=False))
-CACHE_POLICIES.register("config")(CachePolicy(keyed_by_code=False, refuse_other_code=False))
-CACHE_POLICIES.register("strict")(CachePolicy(keyed_by_code=False, refuse_other_code=True))
+CACHE_POLICIES.register("code")(CachePolicy(serves_other_code=False, refuse_other_code=False))
+CACHE_POLICIES.register("config")(CachePolicy(serves_other_code=True, refuse_other_code=False))
+CACHE_POLICIES.register("strict")(CachePolicy(serves_other_code=False, refuse_other_code=True))
 
 
 def _spec(name: str) -> ArtifactStage:
@@ -137,22 +149,46 @@ def keys_except(cfg: DictConfig, section: str, excluded: str) -> Tuple[str, ...]
     return tuple(keys)
 
 
-def stage_key(cfg: DictConfig, name: str) -> str:
+def numerics(cfg: DictConfig) -> Dict[str, object]:
+    """The settings that change a model's numbers without being part of any stage's config section."""
+    from pairwise_rl import precision
+
+    return {"precision": precision.resolve(cfg).name, "packing": bool(cfg.trainer.packing)}
+
+
+def _hash(payload: Mapping[str, object]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def config_key(cfg: DictConfig, name: str) -> str:
+    """What determines the artifact's numbers apart from the code: the same for every code version."""
     spec = _spec(name)
     cfg = spec.config(cfg)
     payload = {
         "format": ARTIFACT_FORMAT,
         "stage": name,
         "config": {key: _section(cfg, key) for key in spec.keys_for(cfg)},
-        "needs": {dep: stage_key(cfg, dep) for dep in spec.needs_for(cfg)},
+        "needs": {dep: config_key(cfg, dep) for dep in spec.needs_for(cfg)},
     }
-    if CACHE_POLICIES.get(cfg.paths.cache_policy).keyed_by_code:
-        payload["code"] = provenance.current()["code_version"]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    if spec.numeric_for(cfg):
+        payload["numerics"] = numerics(cfg)
+    return _hash(payload)
 
 
-def artifact_dir(cfg: DictConfig, name: str) -> Path:
-    return Path(cfg.paths.cache_dir) / f"{name}-{stage_key(cfg, name)}"
+def stage_key(cfg: DictConfig, name: str, needs: Optional[Mapping[str, Path]] = None) -> str:
+    """The directory key: the config key, this code's version and the directories of what it was built from
+    (by default the ones this code would build). An artifact built from a dependency that paths.cache_policy=config
+    served from other code therefore never takes the directory of one built from this code's own."""
+    spec = _spec(name)
+    cfg = spec.config(cfg)
+    if needs is None:
+        needs = {dep: artifact_dir(cfg, dep) for dep in spec.needs_for(cfg)}
+    return _hash({"config_key": config_key(cfg, name), "code": provenance.current()["code_version"],
+                  "needs": {dep: Path(path).name for dep, path in needs.items()}})
+
+
+def artifact_dir(cfg: DictConfig, name: str, needs: Optional[Mapping[str, Path]] = None) -> Path:
+    return Path(cfg.paths.cache_dir) / f"{name}-{stage_key(cfg, name, needs)}"
 
 
 def is_complete(path: Path) -> bool:
@@ -183,13 +219,17 @@ def check_code(cfg: DictConfig, name: str, path: Path) -> None:
         log.warning("%s. Serving it (paths.cache_policy=%s); paths.cache_policy=code would rebuild it", message, policy)
 
 
-def _started_by(path: Path) -> Optional[dict]:
-    """The record of the code that started an interrupted build of `path` (its config.yaml), if there was one."""
-    saved = Path(path) / "config.yaml"
-    if not saved.exists():
-        return None
-    record = OmegaConf.load(saved).get("built_by")
-    return OmegaConf.to_container(record) if record is not None else {}
+def same_config(cfg: DictConfig, name: str, needs: Mapping[str, Path]) -> Optional[Path]:
+    """A complete `name` artifact of this config key built by any code: one built from these very inputs first,
+    then the newest. What paths.cache_policy=config serves and strict refuses when this code has none."""
+    key = config_key(cfg, name)
+    inputs = {dep: str(path) for dep, path in needs.items()}
+    found = []
+    for marker in Path(cfg.paths.cache_dir).glob(f"{name}-*/{COMPLETE}"):
+        record = read_json(marker)
+        if record.get("config_key") == key:
+            found.append((record.get("needs") == inputs, record.get("finished_at", 0.0), marker.parent))
+    return max(found)[2] if found else None
 
 
 def _serve(cfg: DictConfig, name: str, path: Path) -> Path:
@@ -213,42 +253,55 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _other_code(cfg: DictConfig, name: str, needs: Mapping[str, Path]) -> Optional[Path]:
+    """Rank 0's answer, for every rank: an artifact of this config by other code that the policy acts on."""
+    policy = CACHE_POLICIES.get(cfg.paths.cache_policy)
+    found = None
+    if distributed.is_main() and (policy.serves_other_code or policy.refuse_other_code):
+        found = same_config(cfg, name, needs)
+    found = distributed.broadcast(None if found is None else str(found))
+    return None if found is None else Path(found)
+
+
 def ensure(cfg: DictConfig, name: str) -> Path:
     """Return the directory of a complete `name` artifact, building it (and what it needs) if not cached."""
+    from pairwise_rl import precision
+
     spec = _spec(name)
     cfg = spec.config(cfg)
     needs = {dep: ensure(cfg, dep) for dep in spec.needs_for(cfg)}
-    out = artifact_dir(cfg, name)
+    out = artifact_dir(cfg, name, needs)
     if distributed.broadcast(is_complete(out)):
         log.info("[%s] cached: %s", name, out)
         return _serve(cfg, name, out)
+    other = _other_code(cfg, name, needs)
+    if other is not None:  # config: served with a warning; strict: StaleArtifactError
+        return _serve(cfg, name, other)
     with _locked(out) if distributed.is_main() else nullcontext():
         # Only rank 0 holds the lock; its answer (after waiting for another job) is everyone's answer.
         if distributed.broadcast(is_complete(out)):
             return _serve(cfg, name, out)
         log.info("[%s] building %s", name, out)
         record = provenance.current()
-        started_by = _started_by(out)
-        if started_by is not None and provenance.code_version(started_by) != record["code_version"]:
-            log.warning("[%s] resuming %s, which code %s started; this is code %s", name, out,
-                        provenance.label(started_by), provenance.label(record))
         if distributed.is_main():
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / NEEDS, {k: str(v) for k, v in needs.items()})
             saved = OmegaConf.to_container(cfg, resolve=True)
             saved["built_by"] = record  # beside the config, so the file alone says what produced the artifact
+            saved["numerics"] = numerics(cfg)  # what trainer.precision=auto resolved to on this machine
             OmegaConf.save(OmegaConf.create(saved), out / "config.yaml")
         started = time.time()
         # Fresh heads (a BT RM's score layer) draw from the global RNGs: seed them so a stage is a function of
         # its config, which exact resume and cross-run determinism both rely on.
         seed_everything(cfg.seed, verbose=False)
         ctx = StageContext(name, out.name.split("-", 1)[1], out, needs)
-        metrics = spec.run(cfg, ctx)
+        with precision.autocast(cfg):  # every forward of the stage, not only Lightning's training step
+            metrics = spec.run(cfg, ctx)
         distributed.barrier()  # every rank's share of the stage is done before it is marked complete
         if distributed.is_main():
             write_json(out / COMPLETE, {"stage": name, "seconds": round(time.time() - started, 1),
                                         "finished_at": time.time(), "built_by": record,
-                                        "started_by": started_by or record,  # differs after a resume across code
+                                        "config_key": config_key(cfg, name), "numerics": numerics(cfg),
                                         "phases": ctx.phases, "world_size": distributed.world_size(),
                                         "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})
     distributed.barrier()  # the others read the artifact only once the marker is there

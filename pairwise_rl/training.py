@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import Callback, RichProgressBar, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from pairwise_rl import provenance
+from pairwise_rl import precision, provenance
 from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES, requested_world_size
 from pairwise_rl.eval.io import read_jsonl
 from pairwise_rl.rewards.ppo_reward import ppo_label
@@ -204,7 +204,7 @@ def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str
         num_nodes=cfg.trainer.num_nodes,
         strategy=build_strategy(cfg.trainer),
         use_distributed_sampler=False,  # step-indexed batches split themselves across ranks (data/batches.py)
-        precision=cfg.trainer.precision,
+        precision=precision.resolve(cfg).lightning,  # auto decided for this machine and model
         max_epochs=1,  # one epoch of step-indexed batches; its length is the stage's step budget
         val_check_interval=val_every,
         gradient_clip_val=gradient_clip_val,

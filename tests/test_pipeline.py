@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from pairwise_rl import provenance
 from pairwise_rl.eval.io import read_json
 from pairwise_rl.pipeline import (ARTIFACT_STAGES, COMPLETE, ArtifactStage, StaleArtifactError, ensure, keys_except,
-                                  stage_key)
+                                  config_key, stage_key)
 
 
 def test_keys_depend_on_determining_sections_only(make_cfg):
@@ -155,6 +155,48 @@ def test_cache_policy_strict_refuses_an_artifact_of_other_code(make_cfg, package
         ensure(cfg, "sft")
     assert str(first) in str(error.value) and "paths.cache_policy=code" in str(error.value)
     assert len(counted_sft) == 1
+
+
+@pytest.mark.parametrize("later", ["config", "strict"])
+def test_the_policies_act_on_artifacts_whichever_policy_built_them(make_cfg, package_copy, counted_sft, caplog,
+                                                                   later):
+    """Built under the default policy (code), then the code changes: config serves that artifact with the
+    warning and strict refuses it -- before, their config-only key looked in another directory and built anew."""
+    first = ensure(make_cfg("paths.cache_policy=code"), "sft")
+    package_copy()
+    cfg = make_cfg(f"paths.cache_policy={later}")
+    if later == "strict":
+        with pytest.raises(StaleArtifactError, match=str(first)):
+            ensure(cfg, "sft")
+    else:
+        with caplog.at_level(logging.WARNING, logger="pairwise_rl.pipeline"):
+            assert ensure(cfg, "sft") == first
+        assert str(first) in caplog.text and "package source" in caplog.text
+    assert len(counted_sft) == 1
+    # and back: what config served is what code now rebuilds (code never serves other code's artifacts)
+    assert ensure(make_cfg("paths.cache_policy=code"), "sft") != first and len(counted_sft) == 2
+
+
+def test_precision_and_packing_are_part_of_the_key(make_cfg, counted_sft):
+    """Settings that change a model's numbers without being in a stage's section: each value its own artifact,
+    and auto shares the artifact of what it resolves to on this machine."""
+    from pairwise_rl import precision
+
+    fp32 = ensure(make_cfg("trainer.precision=32-true"), "sft")
+    bf16 = ensure(make_cfg("trainer.precision=bf16-mixed"), "sft")
+    unpacked = ensure(make_cfg("trainer.precision=32-true", "trainer.packing=false"), "sft")
+    assert len({fp32, bf16, unpacked}) == 3 and len(counted_sft) == 3
+    auto = make_cfg("trainer.precision=auto")
+    assert ensure(auto, "sft") == {"32-true": fp32, "bf16-mixed": bf16}[precision.resolve(auto).name]
+    assert read_json(bf16 / COMPLETE)["numerics"] == {"precision": "bf16-mixed", "packing": True}
+
+
+def test_a_dataset_s_pairs_do_not_depend_on_precision(make_cfg, tmp_path):
+    base = ["data=jsonl", f"data.path={tmp_path / 'prefs.jsonl'}"]
+    assert (config_key(make_cfg(*base, "trainer.precision=32-true"), "pairs")
+            == config_key(make_cfg(*base, "trainer.precision=bf16-mixed"), "pairs"))
+    assert (config_key(make_cfg("trainer.precision=32-true"), "pairs")  # digits pairs are sampled: they do
+            != config_key(make_cfg("trainer.precision=bf16-mixed"), "pairs"))
 
 
 def test_an_artifact_from_before_provenance_counts_as_other_code(make_cfg, counted_sft):

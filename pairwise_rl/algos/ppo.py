@@ -87,6 +87,11 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
         losses = torch.where(advantages < 0, capped, losses)
     stats["approx_kl"] = masked_mean(0.5 * log_ratio ** 2, mask).detach()
     stats["clipfrac"] = stats["clipfrac"].detach()
+    # How far the importance ratio is from 1: before a minibatch's first update it should be 1 exactly, and what
+    # it is instead measures how far the rollout's old logprobs disagree numerically with the update's (bf16).
+    deviation = (ratio.detach() - 1.0).abs()
+    stats["ratio_abs_dev"] = masked_mean(deviation, mask)
+    stats["ratio_max_dev"] = (deviation * mask).max() if mask.any() else deviation.new_zeros(())
     return masked_mean(losses, mask), stats
 
 

@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig
 
 from pairwise_rl.eval.aggregate import mean_ci
+from pairwise_rl.precision import frozen_dtype
 from pairwise_rl.rewards.base import SPEC_FILE, RewardModel
 
 BUILT_IN = ("gold", "gold_rm", "none")
@@ -65,9 +66,9 @@ def load_rm(path: str, mode: str, cfg: DictConfig) -> RewardModel:
 
     saved = _saved_rm_dir(Path(path))
     if saved is not None:
-        return load_reward_model(saved, cfg.model.dtype)
+        return load_reward_model(saved, frozen_dtype(cfg))
     judge_cls = RM_MODES.get(mode)
-    return judge_cls.from_pretrained(path, dtype=cfg.model.dtype, **judge_cls.config_spec(cfg))
+    return judge_cls.from_pretrained(path, dtype=frozen_dtype(cfg), **judge_cls.config_spec(cfg))
 
 
 def load_judge(cfg: DictConfig, trained_dir: Optional[Path] = None) -> RewardModel:
@@ -79,7 +80,7 @@ def load_judge(cfg: DictConfig, trained_dir: Optional[Path] = None) -> RewardMod
         judge_cls = RM_MODES.get("gold")
         return judge_cls(**judge_cls.config_spec(cfg))
     if kind == "gold_rm":
-        judge = load_reward_model(trained_dir, cfg.model.dtype)
+        judge = load_reward_model(trained_dir, frozen_dtype(cfg))
     else:
         judge = load_rm(cfg.judge.name, cfg.judge.mode, cfg)
     judge.batch_size = cfg.judge.batch_size

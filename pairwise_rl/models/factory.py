@@ -17,6 +17,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
                           PreTrainedTokenizerFast, Qwen2Config)
 
 from pairwise_rl.models.chat import use_chat_prompts
+from pairwise_rl.models.contiguous import contiguous_head_input
 from pairwise_rl.models.gguf import is_converted
 from pairwise_rl.models.tokenizer import build_char_tokenizer
 from pairwise_rl.registry import Registry
@@ -85,8 +86,8 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTra
 
 def load_causal_lm(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False) -> PreTrainedModel:
     try:
-        return AutoModelForCausalLM.from_pretrained(name_or_path, dtype=DTYPES[dtype],
-                                                    trust_remote_code=trust_remote_code)
+        return contiguous_head_input(AutoModelForCausalLM.from_pretrained(name_or_path, dtype=DTYPES[dtype],
+                                                                          trust_remote_code=trust_remote_code))
     except OSError as error:
         raise _hub_error(name_or_path, error) from error
 
@@ -107,7 +108,7 @@ def build_tiny_causal_lm(tiny: DictConfig, tokenizer: PreTrainedTokenizerBase, s
     config = TINY_ARCHS.get(tiny.arch)(tiny, tokenizer)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return AutoModelForCausalLM.from_config(config)
+        return contiguous_head_input(AutoModelForCausalLM.from_config(config))
 
 
 def weights_source(model_cfg: DictConfig) -> Optional[str]:

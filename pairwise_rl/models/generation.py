@@ -12,6 +12,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, 
 from pairwise_rl import distributed
 from pairwise_rl.data.encoding import encode_prompts
 from pairwise_rl.models.sharding import is_sharded
+from pairwise_rl.precision import autocast_active
 
 
 @dataclass
@@ -70,9 +71,13 @@ STATIC_CACHE_TYPES = frozenset({"llama", "qwen2", "qwen3", "mistral"})
 
 
 def uses_static_cache(model: PreTrainedModel) -> bool:
-    """Static cache where the architecture has one and the model runs unsharded in plain fp32/bf16 weights (a
-    sharded model gathers its weights per forward; keep the default path there)."""
-    return getattr(model.config, "model_type", None) in STATIC_CACHE_TYPES and not is_sharded(model)
+    """Static cache where the architecture has one and the model runs unsharded (a sharded model gathers its
+    weights per forward; keep the default path there), computing in its weights' dtype: the cache's buffers take
+    that dtype, so fp32 weights under bf16 autocast (whose keys and values come out bf16) take the growing cache."""
+    device_type = next(model.parameters()).device.type
+    computes_in = autocast_active(device_type) or model.dtype
+    return (getattr(model.config, "model_type", None) in STATIC_CACHE_TYPES and not is_sharded(model)
+            and computes_in == model.dtype)
 
 
 @contextmanager

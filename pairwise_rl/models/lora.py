@@ -8,10 +8,14 @@ weights, W + (alpha / r) B A, so the next stage -- and anyone else -- loads a pl
 
 from __future__ import annotations
 
+import copy
 from typing import Dict
 
 import torch
 from omegaconf import DictConfig
+from transformers import PreTrainedModel
+
+from pairwise_rl.models.contiguous import contiguous_head_input
 
 ADAPTER = "default"
 TRAINABLE_HEADS = ("score",)  # a fresh scalar head (BT RM, critic) always trains in full
@@ -56,3 +60,38 @@ def trainable_fraction(model: torch.nn.Module) -> float:
     """The share of parameters that train: 1.0 without LoRA, the adapters' (and head's) share with it."""
     total = sum(p.numel() for p in model.parameters())
     return sum(p.numel() for p in model.parameters() if p.requires_grad) / max(total, 1)
+
+
+def base_name(name: str) -> str:
+    """A parameter's name in the plain model: 'q_proj.base_layer.weight' -> 'q_proj.weight'."""
+    return name.replace(".base_layer.", ".")
+
+
+def meta_twin(model: PreTrainedModel) -> PreTrainedModel:
+    """An uninitialised plain model of the same class and config (no LoRA layers), on the meta device."""
+    with torch.device("meta"):
+        return contiguous_head_input(type(model)(copy.deepcopy(model.config)))
+
+
+def adapter_free_view(model: PreTrainedModel) -> PreTrainedModel:
+    """The model with its LoRA adapters left out, sharing every base weight with it (nothing is copied).
+
+    PPO's reference under LoRA is exactly this: the SFT weights are the policy's frozen base, so one set of base
+    weights serves both (tests/models/test_lora.py checks the storage is shared and the logits equal a separately
+    loaded SFT model's). The base must stay frozen, which apply_lora guarantees.
+    """
+    if not has_lora(model):
+        raise ValueError("adapter_free_view needs a model with LoRA adapters (apply_lora)")
+    twin = meta_twin(model)
+    owned = {base_name(name): param for name, param in model.named_parameters(remove_duplicate=False)
+             if ".lora_" not in name}
+    for name, _ in list(twin.named_parameters(remove_duplicate=False)):
+        if owned[name].requires_grad:
+            raise ValueError(f"{name} trains in the LoRA model; a view sharing it would not be the frozen base")
+        module, leaf = name.rsplit(".", 1)
+        twin.get_submodule(module)._parameters[leaf] = owned[name]
+    owned_buffers = {base_name(name): buffer for name, buffer in model.named_buffers()}
+    for name, _ in list(twin.named_buffers()):
+        module, leaf = name.rsplit(".", 1)
+        twin.get_submodule(module)._buffers[leaf] = owned_buffers[name]
+    return twin.eval()

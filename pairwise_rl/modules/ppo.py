@@ -33,6 +33,8 @@ from pairwise_rl.eval.io import write_jsonl
 from pairwise_rl.eval.policy import eval_chunks, repeat_for_sampling
 from pairwise_rl.models.generation import generate
 from pairwise_rl.models.heads import hidden_states, lm_head_logits, scalar_head
+from pairwise_rl.models.sampling import SamplingCopy
+from pairwise_rl.precision import computes_below_fp32
 from pairwise_rl.models.sharding import local_fraction, parallelize
 from pairwise_rl.modules.guard import NonFiniteGuard
 from pairwise_rl.modules.optim import adamw
@@ -40,6 +42,16 @@ from pairwise_rl.rewards.anchors import AnchorContext, build_anchor
 from pairwise_rl.rewards.base import RewardModel
 from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
 from pairwise_rl.tasks.base import Task
+
+
+def rollout_logprobs_for(setting: str, low_precision: bool) -> str:
+    """ppo.rollout_logprobs with auto decided: read them while sampling (no extra pass) where the policy computes
+    in fp32 (there they equal a fresh forward to 1e-5); recompute them with the policy where it computes below fp32.
+    Measured on SmolLM2 under bf16-mixed, sampling from the bf16 copy: the read logprobs put the first ratio 4.3e-2
+    from 1 on average (0.27 at most) and the KL at iteration 0 at +0.15 nats; recomputed, both are exactly 0."""
+    if setting != "auto":
+        return setting
+    return "forward" if low_precision else "generation"
 
 
 def _response_hidden(model: PreTrainedModel, sequences: torch.Tensor, attention_mask: torch.Tensor,
@@ -92,7 +104,8 @@ class Rollout(Samples):
 class PPOModule(L.LightningModule):
     def __init__(self, policy: PreTrainedModel, reference: PreTrainedModel, critic: Optional[PreTrainedModel],
                  reward_model: RewardModel, tokenizer: PreTrainedTokenizerBase, task: Task, prompts: Sequence[Prompt],
-                 val_prompts: Sequence[Prompt], cfg: DictConfig, seed: int, samples_dir: Optional[Path] = None):
+                 val_prompts: Sequence[Prompt], cfg: DictConfig, seed: int, samples_dir: Optional[Path] = None,
+                 sampler: Optional[SamplingCopy] = None):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.reference, self.critic = policy, reference, critic
@@ -104,6 +117,10 @@ class PPOModule(L.LightningModule):
         self.tokenizer, self.task, self.cfg, self.seed = tokenizer, task, cfg, seed
         self.prompts, self.val_prompts = list(prompts), list(val_prompts)
         self.samples_dir = samples_dir
+        # bf16-mixed: rollouts sample from a bf16 copy of the policy (models/sampling.py), refreshed whenever
+        # policy_version moves (every policy step, and a resume); None samples from the policy itself.
+        self.sampler, self.policy_version = sampler, 0
+        self.rollout_logprobs = rollout_logprobs_for(cfg.ppo.rollout_logprobs, computes_below_fp32(cfg))
 
         ppo = cfg.ppo
         self.reward_form = PPO_REWARDS.get(ppo.reward)
@@ -122,6 +139,7 @@ class PPOModule(L.LightningModule):
         self.local_param_fraction = 1.0
         self.phase_seconds: Dict[str, float] = {}  # where training's time goes (logged as train/seconds/<phase>)
         self.rows_judged = 0  # RM rows read by training rollouts, summed over ranks: the judge's cost
+        self.last_metrics: Dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------------ plumbing
     def train(self, mode: bool = True) -> "PPOModule":
@@ -144,6 +162,7 @@ class PPOModule(L.LightningModule):
                                    "rows_judged": self.rows_judged}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.policy_version += 1  # the policy's weights are the checkpoint's now: a sampling copy is stale
         state = checkpoint["ppo_state"]
         self.iteration = self.resume_step = state["iteration"]
         self.kl_ctl.load_state_dict(state["kl_ctl"])
@@ -190,9 +209,13 @@ class PPOModule(L.LightningModule):
                 self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + time.perf_counter() - started
 
     # ------------------------------------------------------------------------------------------ rollout
+    def sampling_policy(self) -> PreTrainedModel:
+        """The weights rollouts sample from: the policy, or its low-precision copy brought up to date."""
+        return self.policy if self.sampler is None else self.sampler.model(self.policy, self.policy_version)
+
     def _anchor_context(self, seed: int) -> AnchorContext:
         g = self.cfg.generation
-        return AnchorContext(self.policy, self.reference, self.tokenizer, self.reward_model, g.max_new_tokens,
+        return AnchorContext(self.sampling_policy(), self.reference, self.tokenizer, self.reward_model, g.max_new_tokens,
                              self.cfg.data.max_prompt_tokens, g.temperature, self.cfg.ppo.best_of_n, seed,
                              self.cfg.ppo.best_of_n_by)
 
@@ -206,17 +229,17 @@ class PPOModule(L.LightningModule):
         g = self.cfg.generation
         texts = [p.prompt for p in prompts]
         with self._timed("generate"):
-            out = generate(self.policy, self.tokenizer, texts, max_new_tokens=g.max_new_tokens,
+            out = generate(self.sampling_policy(), self.tokenizer, texts, max_new_tokens=g.max_new_tokens,
                            max_prompt_tokens=self.cfg.data.max_prompt_tokens, greedy=greedy,
                            temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, generator_seed=seed,
-                           return_logprobs=self.cfg.ppo.rollout_logprobs == "generation")
+                           return_logprobs=self.rollout_logprobs == "generation")
         sequences = torch.cat([out.prompt_ids, out.response_ids], 1)
         attention_mask = torch.cat([out.prompt_mask, out.response_mask], 1)
         prompt_len = out.prompt_ids.shape[1]
         if out.logprobs is not None:
             # The sampling pass already computed these logits (KV cache): equal to a fresh forward up to float
-            # rounding in fp32, which is why TRL reads them too. In bf16 the rounding makes the first minibatch's
-            # ratio drift from 1; rollout_logprobs=forward pays one more pass for exactness.
+            # rounding in fp32, which is why TRL reads them too. From a bf16 sampling copy they are another
+            # model's (rollout_logprobs_for: auto takes forward there).
             logprobs = out.logprobs
         else:
             with self._timed("policy_logprobs"):
@@ -283,6 +306,7 @@ class PPOModule(L.LightningModule):
         policy_opt, critic_opt = (optimizers, None) if self.critic is None else optimizers
         generator = torch.Generator().manual_seed(step_seed(self.seed, step, "minibatch"))
         totals: Dict[str, float] = {}
+        first: Dict[str, float] = {}  # the first minibatch's ratio, computed before this iteration changed anything
         updates = 0
         for _ in range(ppo.ppo_epochs):
             for index in self._minibatches(len(rollout.texts), generator):
@@ -313,6 +337,7 @@ class PPOModule(L.LightningModule):
                 self.manual_backward(loss)
                 self.clip_gradients(policy_opt, gradient_clip_val=ppo.max_grad_norm, gradient_clip_algorithm="norm")
                 policy_opt.step()
+                self.policy_version += 1
 
                 if critic_opt is not None:
                     critic_opt.zero_grad()
@@ -323,8 +348,10 @@ class PPOModule(L.LightningModule):
 
                 for name, value in {"policy_loss": pg_loss, "entropy": entropy, **stats}.items():
                     totals[name] = totals.get(name, 0.0) + float(value.detach())
+                if not first:
+                    first = {f"first_{k}": float(stats[k]) for k in ("ratio_abs_dev", "ratio_max_dev")}
                 updates += 1
-        return {name: value / max(updates, 1) for name, value in totals.items()}
+        return {**{name: value / max(updates, 1) for name, value in totals.items()}, **first}
 
     def training_step(self, prompts: List[Prompt], batch_idx: int) -> None:
         step = self.iteration
@@ -356,6 +383,7 @@ class PPOModule(L.LightningModule):
         if rollout.gold is not None:
             metrics["gold/mean"] = rollout.gold.mean()
         metrics.update({f"seconds/{phase}": torch.tensor(value) for phase, value in self.phase_seconds.items()})
+        self.last_metrics = {k: float(v) for k, v in metrics.items()}  # the iteration's numbers, for benchmarks
         if self.guard.skipped:
             metrics["nonfinite_skipped"] = torch.tensor(float(self.guard.skipped))
         # The controller sees the global batch's KL, so every rank keeps the same coefficient.

@@ -20,6 +20,7 @@ from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import read_jsonl, write_jsonl
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
 from pairwise_rl.pipeline import StageContext, artifact_stage
+from pairwise_rl.precision import frozen_dtype
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.common import HF_DIR, run_artifact_stage
 from pairwise_rl.tasks.base import load_task
@@ -57,7 +58,8 @@ def uses_sft_policy(cfg: DictConfig) -> bool:
     return cfg.data.task == "digits"
 
 
-@artifact_stage("pairs", needs=lambda cfg: ("sft",) if uses_sft_policy(cfg) else (), keys=pairs_keys)
+@artifact_stage("pairs", needs=lambda cfg: ("sft",) if uses_sft_policy(cfg) else (), keys=pairs_keys,
+                numeric=uses_sft_policy)  # a dataset's pairs are read, not computed
 def build_pairs(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     task = load_task(cfg)
     if not uses_sft_policy(cfg):
@@ -65,7 +67,8 @@ def build_pairs(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
             splits = task.preference_pairs()
         return {**task.pair_metrics(), **write_splits(ctx.dir, splits)}
     sft_dir = str(ctx.needs["sft"] / HF_DIR)
-    policy, tokenizer = load_causal_lm(sft_dir).to(compute_device(cfg.trainer)), load_tokenizer(sft_dir)
+    policy = load_causal_lm(sft_dir, frozen_dtype(cfg)).to(compute_device(cfg.trainer))  # frozen: bf16 under bf16
+    tokenizer = load_tokenizer(sft_dir)
     sizes = {"train": cfg.rm.num_train_pairs, "val": cfg.data.digits.num_val_prompts, "test": cfg.rm.num_eval_pairs}
     metrics: Dict[str, float] = {}
     splits: Dict[str, List[Preference]] = {}

@@ -14,9 +14,12 @@ from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import write_json, write_jsonl
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.models.factory import load_causal_lm, load_scalar_model, load_tokenizer
-from pairwise_rl.models.lora import apply_lora, trainable_fraction
+from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES
+from pairwise_rl.models.lora import adapter_free_view, apply_lora, has_lora, trainable_fraction
+from pairwise_rl.models.sampling import SamplingCopy, wants_copy
 from pairwise_rl.modules.ppo import PPOModule
 from pairwise_rl.pipeline import StageContext, artifact_stage
+from pairwise_rl.precision import frozen_dtype
 from pairwise_rl.rewards import load_reward_model
 from pairwise_rl.rewards.ppo_reward import ppo_label
 from pairwise_rl.stages import STAGES
@@ -50,16 +53,30 @@ def build_critic(cfg: DictConfig, reward_model, sft_dir: str, rm_dir) -> PreTrai
     return critic
 
 
+def build_reference(cfg: DictConfig, policy: PreTrainedModel, sft_dir: str) -> PreTrainedModel:
+    """PPO's frozen reference (the SFT policy). Under LoRA on one process it is the policy's own frozen base with
+    the adapters left out: one set of base weights serves both. Otherwise the SFT policy is loaded again. A sharded
+    policy keeps a separate reference: its base weights are shards that only the policy's own forward gathers.
+
+    The reference computes exactly as the policy does (its master dtype, under the stage's autocast), not in the
+    frozen bf16 weights: the KL to it must start at 0. Measured on SmolLM2 under bf16-mixed, a bf16-weight
+    reference put the KL at iteration 0 at -0.11 nats per response (its norms and embeddings round differently),
+    a third of the KL target."""
+    if has_lora(policy) and cfg.trainer.strategy not in MULTI_PROCESS_STRATEGIES:
+        return adapter_free_view(policy)
+    return load_causal_lm(sft_dir, cfg.model.dtype)
+
+
 @artifact_stage("ppo", needs=("sft", "rm"), keys=PPO_KEYS)
 def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     sft_dir, rm_dir = str(ctx.needs["sft"] / HF_DIR), ctx.needs["rm"] / HF_DIR
     tokenizer = load_tokenizer(sft_dir)
-    policy, reference = load_causal_lm(sft_dir, cfg.model.dtype), load_causal_lm(sft_dir, cfg.model.dtype)
-    reward_model = load_reward_model(rm_dir, cfg.model.dtype)
+    policy = apply_lora(load_causal_lm(sft_dir, cfg.model.dtype), cfg.model.lora)  # trained: master weights
+    reference = build_reference(cfg, policy, sft_dir)
+    reward_model = load_reward_model(rm_dir, frozen_dtype(cfg))
     reward_model.both_orders = cfg.ppo.both_orders
     critic = build_critic(cfg, reward_model, sft_dir, rm_dir) if ADVANTAGE_ESTIMATORS.get(
         cfg.ppo.advantage).needs_critic else None
-    apply_lora(policy, cfg.model.lora)
     if critic is not None:
         apply_lora(critic, cfg.model.lora)
     device = compute_device(cfg.trainer)  # evaluation before fit runs where training will
@@ -69,8 +86,10 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     task = load_task(cfg)
     prompts, test_prompts = task.rl_prompts(), task.eval_prompts()
+    sampling_dtype = wants_copy(cfg)  # bf16-mixed: sample from a bf16 copy of the policy, refreshed per update
     module = PPOModule(policy, reference, critic, reward_model, tokenizer, task, prompts, task.val_prompts(), cfg,
-                       cfg.seed, samples_dir=ctx.dir / "val_samples")
+                       cfg.seed, samples_dir=ctx.dir / "val_samples",
+                       sampler=None if sampling_dtype is None else SamplingCopy(sampling_dtype))
 
     with ctx.timed("evaluate sft"):
         before, before_rows = module.evaluate(test_prompts, tag="sft", greedy=cfg.eval.greedy,

@@ -26,6 +26,7 @@ from pairwise_rl.eval.metrics import length_bias
 from pairwise_rl.eval.plots import plot_reliability
 from pairwise_rl.eval.preference import judge_pairs, orient_pairs, write_judged_pairs
 from pairwise_rl.eval.report import print_table
+from pairwise_rl.precision import autocast
 from pairwise_rl.stages import STAGES
 from pairwise_rl.stages.rm import TABLE_METRICS
 from pairwise_rl.tasks.preferences import read_dataset
@@ -44,7 +45,8 @@ def rm_eval_command(cfg: DictConfig) -> Dict[str, float]:
     if not records:
         raise ValueError(f"data.path={d.path}: no readable pairs ({report.rows} rows, skipped {dict(report.skipped)})")
     pairs = orient_pairs(records, seed=0)
-    judged = judge_pairs(judge, pairs, cfg.rm.ece_bins)
+    with autocast(cfg):  # the judge computes in trainer.precision, as inside any stage
+        judged = judge_pairs(judge, pairs, cfg.rm.ece_bins)
     lengths = [torch.tensor([float(len(tokenizer(t, add_special_tokens=False)["input_ids"])) for t in side])
                for side in (pairs.y1, pairs.y2)]
     metrics = {**judged.metrics, **length_bias(judged.p, pairs.labels, *lengths), **report.as_metrics(),

@@ -16,6 +16,7 @@ from pairwise_rl.eval.policy import evaluate_policy
 from pairwise_rl.eval.report import gold_column, print_gold_table, print_table, transpose
 from pairwise_rl.models.factory import init_policy
 from pairwise_rl.models.lora import apply_lora, trainable_fraction
+from pairwise_rl.models.sampling import sampling_model
 from pairwise_rl.modules.sft import SFTModule
 from pairwise_rl.pipeline import StageContext, artifact_stage, keys_except
 from pairwise_rl.stages import STAGES
@@ -38,7 +39,8 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     test_prompts = task.eval_prompts()
 
     def evaluate(tag: str, out_dir=None) -> Dict[str, float]:
-        return evaluate_policy(model, tokenizer, test_prompts, task, cfg.generation, cfg.data.max_prompt_tokens,
+        # bf16-mixed: sampled from a bf16 copy of the weights as they are now (models/sampling.py)
+        return evaluate_policy(sampling_model(model, cfg), tokenizer, test_prompts, task, cfg.generation, cfg.data.max_prompt_tokens,
                                out_dir=out_dir, greedy=cfg.eval.greedy, tag=tag,
                                samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
 

@@ -47,6 +47,13 @@ def test_policy_loss_clips_positive_advantages_and_not_negative_ones():
     assert stats["approx_kl"].item() == pytest.approx(0.5 * math.log(1.5) ** 2)
 
 
+def test_policy_loss_reports_how_far_the_ratio_is_from_one():
+    # ratios 1.5, 0.8 and 1.1 (masked out): |r - 1| = 0.5, 0.2 -> mean 0.35, max 0.5
+    logprobs = torch.log(torch.tensor([[1.5, 0.8, 1.1]]))
+    _, stats = policy_loss(logprobs, torch.zeros(1, 3), torch.ones(1, 3), torch.tensor([[1.0, 1.0, 0.0]]), 0.2)
+    assert stats["ratio_abs_dev"].item() == pytest.approx(0.35) and stats["ratio_max_dev"].item() == pytest.approx(0.5)
+
+
 def test_dual_clip_caps_the_loss_for_negative_advantages():
     logprobs, old = torch.tensor([[math.log(1.5)]]), torch.zeros(1, 1)
     loss, stats = policy_loss(logprobs, old, torch.tensor([[-1.0]]), torch.ones(1, 1), clip_ratio=0.2, dual_clip=1.4)

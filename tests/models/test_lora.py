@@ -6,7 +6,7 @@ import torch
 from omegaconf import OmegaConf
 
 from pairwise_rl.models.factory import build_tiny_causal_lm, load_causal_lm, load_scalar_model
-from pairwise_rl.models.lora import apply_lora, has_lora, merge_lora_state, trainable_fraction
+from pairwise_rl.models.lora import adapter_free_view, apply_lora, has_lora, merge_lora_state, trainable_fraction
 from pairwise_rl.models.sharding import save_pretrained
 from pairwise_rl.models.tokenizer import build_char_tokenizer
 
@@ -81,3 +81,46 @@ def test_lora_runs_every_stage_and_ppo_changes_only_the_adapted_weights(stage, m
     ppo = load_causal_lm(str(artifact_dir(cfg, "ppo") / "hf")).state_dict()
     changed = {name for name in sft if not torch.equal(sft[name], ppo[name])}
     assert changed and all(name.endswith(("q_proj.weight", "v_proj.weight")) for name in changed)
+
+
+def _adapted(tmp_path):
+    """A saved tiny model (the 'SFT policy') and a LoRA policy on it whose adapters do something."""
+    tokenizer = build_char_tokenizer()
+    build_tiny_causal_lm(TINY, tokenizer, 0).save_pretrained(tmp_path)
+    policy = apply_lora(load_causal_lm(str(tmp_path)), LORA)
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    return policy, torch.randint(3, len(tokenizer), (3, 9))
+
+
+def test_the_adapter_free_view_is_the_base_model_sharing_its_weights(tmp_path):
+    """PPO's reference under LoRA: no second copy of the base weights, and exactly the SFT policy's function."""
+    policy, ids = _adapted(tmp_path)
+    view = adapter_free_view(policy)
+    sft = load_causal_lm(str(tmp_path))
+    with torch.no_grad():
+        assert torch.equal(view(ids).logits, sft(ids).logits)
+        assert not torch.allclose(policy(ids).logits, sft(ids).logits)  # the adapters are on in the policy
+    q = policy.model.layers[0].self_attn.q_proj
+    assert view.model.layers[0].self_attn.q_proj.weight is q.base_layer.weight  # the same tensor, not a copy
+    assert view.lm_head.weight is view.model.embed_tokens.weight is policy.model.embed_tokens.weight
+    view_ids = {id(p) for p in view.parameters()}
+    assert view_ids <= {id(p) for p in policy.parameters()}
+    # a training step of the policy changes only the adapters: the view (the reference) stays the SFT policy
+    opt = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=0.1)
+    policy(ids).logits.sum().backward()
+    assert all(p.grad is None for p in policy.parameters() if not p.requires_grad)  # no gradient for the base
+    opt.step()
+    with torch.no_grad():
+        assert torch.equal(view(ids).logits, sft(ids).logits)
+
+
+def test_the_view_refuses_a_model_whose_base_trains(tmp_path):
+    policy, _ = _adapted(tmp_path)
+    with pytest.raises(ValueError, match="needs a model with LoRA"):
+        adapter_free_view(load_causal_lm(str(tmp_path)))
+    policy.model.embed_tokens.weight.requires_grad_(True)
+    with pytest.raises(ValueError, match="embed_tokens.weight trains"):
+        adapter_free_view(policy)

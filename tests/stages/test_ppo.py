@@ -56,6 +56,18 @@ class CrashAt(L.Callback):
             raise RuntimeError("simulated crash")
 
 
+def crash_at(cfg, cache_dir, iteration: int, monkeypatch):
+    """Run cfg's PPO stage into cache_dir until it crashes after `iteration`; returns cfg for the rerun."""
+    cfg.paths.cache_dir = str(cache_dir)
+    original = ppo_stage.build_trainer
+    with monkeypatch.context() as patch:
+        patch.setattr(ppo_stage, "build_trainer",
+                      lambda *a, **k: original(*a, **{**k, "callbacks": [CrashAt(iteration=iteration)]}))
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            run(cfg)
+    return cfg
+
+
 @pytest.mark.parametrize("cell", [("ppo=pairwise", "ppo.anchor=sft_greedy"),
                                   ("ppo.reward=group", "ppo.advantage=rloo", "ppo.samples_per_prompt=2")],
                          ids=["gae_critic", "critic_free_group"])
@@ -65,18 +77,11 @@ def test_a_crashed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(cell, 
     reference_cfg = make_debug_cfg(*overrides)
     uninterrupted = run(reference_cfg)
 
-    crashed_cfg = make_debug_cfg(*overrides)
-    crashed_cfg.paths.cache_dir = str(tmp_path / "crash_cache")
-    original = ppo_stage.build_trainer
-    monkeypatch.setattr(ppo_stage, "build_trainer",
-                        lambda *a, **k: original(*a, **{**k, "callbacks": [CrashAt(iteration=5)]}))
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        run(crashed_cfg)
+    crashed_cfg = crash_at(make_debug_cfg(*overrides), tmp_path / "crash_cache", 5, monkeypatch)
     ppo_dirs = list((tmp_path / "crash_cache").glob("ppo-*"))
     assert len(ppo_dirs) == 1 and not (ppo_dirs[0] / COMPLETE).exists()
     assert sorted(p.name for p in (ppo_dirs[0] / "checkpoints").glob("*.ckpt")) == ["step-000002.ckpt",
                                                                                     "step-000004.ckpt"]
-    monkeypatch.setattr(ppo_stage, "build_trainer", original)
     resumed = run(crashed_cfg)  # the same command again
 
     assert stage_metrics(resumed) == stage_metrics(uninterrupted)
@@ -159,3 +164,41 @@ def test_minibatches_are_whole_groups(make_debug_cfg):
     module.cfg = make_debug_cfg()
     assert torch.equal(torch.cat(module._minibatches(8, torch.Generator().manual_seed(3))),
                        torch.randperm(8, generator=torch.Generator().manual_seed(3)))
+
+
+# bf16-mixed PPO starts on-policy up to bf16 rounding. The rollout's old logprobs come from the bf16 sampling copy
+# (models/sampling.py) and the update's from fp32 master weights under autocast; measured on the tiny debug model
+# (benchmarks/bench_precision.py: mean 1.2e-3, max 7.6e-3 at 64 x 20 tokens) and on SmolLM2 (README,
+# Performance). Tolerance: mean abs(ratio - 1) of an iteration's first minibatch below 0.02, max below 0.25.
+BF16_RATIO_MEAN_TOLERANCE, BF16_RATIO_MAX_TOLERANCE = 0.02, 0.25
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_bf16_ppo_starts_on_policy_within_tolerance_and_resumes_exactly(lora, make_debug_cfg, tmp_path,
+                                                                        monkeypatch):
+    overrides = ["stage=ppo", "rm=bt", "trainer.precision=bf16-mixed", "ppo.iterations=4", "ppo.checkpoint_every=2",
+                 *(["model.lora.enabled=true", "model.lora.r=4"] if lora else [])]
+    uninterrupted = run(make_debug_cfg(*overrides))
+    assert read_json(uninterrupted / COMPLETE)["numerics"]["precision"] == "bf16-mixed"
+    history = [r for r in read_history(uninterrupted) if "train/ppo/first_ratio_abs_dev" in r]
+    assert len(history) == 4
+    assert all(r["train/ppo/first_ratio_abs_dev"] < BF16_RATIO_MEAN_TOLERANCE for r in history)
+    assert all(r["train/ppo/first_ratio_max_dev"] < BF16_RATIO_MAX_TOLERANCE for r in history)
+    assert abs(history[0]["train/kl/sequence"]) < 0.05  # the SFT policy against itself, in bf16
+
+    # killed after its second checkpoint, rerun: the sampling copy is re-synced from the restored weights
+    crashed_cfg = crash_at(make_debug_cfg(*overrides), tmp_path / "crash_cache", 3, monkeypatch)
+    assert stage_metrics(run(crashed_cfg)) == stage_metrics(uninterrupted)
+
+
+def test_the_reference_shares_the_policy_base_under_lora_and_computes_as_the_policy(make_debug_cfg):
+    from pairwise_rl.models.lora import apply_lora
+
+    cfg = make_debug_cfg("trainer.precision=bf16-mixed", "model.lora.enabled=true", "model.lora.r=4")
+    sft_dir = str(run(make_debug_cfg("stage=sft", "trainer.precision=bf16-mixed")) / HF_DIR)
+    policy = apply_lora(load_causal_lm(sft_dir), cfg.model.lora)
+    shared = ppo_stage.build_reference(cfg, policy, sft_dir)
+    assert {id(p) for p in shared.parameters()} <= {id(p) for p in policy.parameters()}  # no second copy
+    separate = ppo_stage.build_reference(make_debug_cfg("trainer.precision=bf16-mixed"), load_causal_lm(sft_dir),
+                                         sft_dir)
+    assert separate.dtype == torch.float32  # the policy's master dtype: KL to it starts at exactly 0
