@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench bench-real clean
+.PHONY: run test test-all bench bench-real gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_memory.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_rm_training.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo.py $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_precision.py $(ARGS)
 
 # The same benchmarks on SmolLM2-135M-Instruct and HH-RLHF rows (benchmarks/real.py), written as <name>_real.*.
 # About 18 min here. Fetches the model once (stage=fetch_model, ~30 s). Needs ../shared/data/hh-rlhf (or PAIRWISE_RL_HH_FILE).
@@ -44,6 +45,19 @@ bench-real: $(STAMP) $(REAL_MODEL)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo_flops.py --model smollm2 $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_rm_training.py --model smollm2 $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo.py --model smollm2 $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_precision.py --model smollm2 $(ARGS)
+
+# On a GPU machine (never in CI): every stage in bf16 on CUDA, tokens/s and MFU per kind of work (docs/gpu.md).
+# That machine brings its own torch, lightning and transformers and may have no package index: `make gpu-wheels`
+# here downloads what else the package needs into .whl/ (pure-Python wheels), which travels with the tree.
+GPU_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: -d .whl $(GPU_WHEELS) || \
+	  $(PYTHON) -m pip download --no-deps -d .whl $(GPU_WHEELS)
+
+gpu-check:
+	$(PYTHON) -m pip install -q --no-index --no-deps --target /tmp/gpu-check-site .whl/*
+	HF_HUB_OFFLINE=1 PYTHONPATH=/tmp/gpu-check-site:. $(PYTHON) benchmarks/gpu_check.py $(ARGS)
 
 clean:
 	rm -rf outputs multirun artifacts .pytest_cache

@@ -87,7 +87,8 @@ def ours(shape: Shape, seed: int, rollout_logprobs: str = "generation", packed: 
             f"generation.max_new_tokens={shape.response}", f"ppo.val_every={iterations}",
             f"ppo.checkpoint_every={iterations + 1}", "logger=none", "trainer.progress_bar=none", f"seed={seed}",
             f"ppo.rollout_logprobs={rollout_logprobs}", "paths.root_dir=.", "paths.output_dir=.",
-            "paths.cache_dir=.", *shape.overrides()])
+            "paths.cache_dir=.", "trainer.precision=32-true",  # fp32 against TRL's fp32 (bench_precision: bf16)
+            *shape.overrides()])
     seed_everything(seed, verbose=False)
     tokenizer = use_chat_prompts(load_tokenizer(model_dir), shape.real)
     critic = load_scalar_model(model_dir)

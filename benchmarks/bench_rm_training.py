@@ -89,7 +89,7 @@ def ours(setting: Setting, seed: int) -> dict:
             "rm=bt", f"rm.max_steps={steps}", f"rm.batch_size={setting.batch}", f"rm.lr={setting.lr}",
             f"rm.warmup_steps={setting.warmup}", f"rm.val_every={steps}", f"rm.checkpoint_every={steps}",
             "logger=none", "trainer.progress_bar=none", f"seed={seed}", "paths.root_dir=.", "paths.output_dir=.",
-            "paths.cache_dir=."])
+            "paths.cache_dir=.", "trainer.precision=32-true"])  # fp32 against TRL's fp32 (bench_precision: bf16)
     seed_everything(seed, verbose=False)  # the fresh score head draws from the global RNG, as in the rm stage
     judge = BTReward.from_pretrained(setting.model_dir, max_prompt_tokens=setting.limits[0],
                                      max_response_tokens=setting.limits[1])

@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -22,7 +22,9 @@ from pairwise_rl.tasks.digits import sample_problems
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def arguments(description: str) -> argparse.Namespace:
+def arguments(description: str, extra: Optional[Callable[[argparse.ArgumentParser], object]] = None
+              ) -> argparse.Namespace:
+    """The options every benchmark takes; `extra` adds a benchmark's own."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and markdown reports go")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions (the median is reported)")
@@ -30,6 +32,8 @@ def arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--model", choices=("tiny", "smollm2"), default="tiny",
                         help="tiny: the default digits model; smollm2: SmolLM2-135M-Instruct on HH-RLHF rows "
                              "(benchmarks/real.py; `make bench-real`), reported as <name>_real")
+    if extra is not None:
+        extra(parser)
     return parser.parse_args()
 
 

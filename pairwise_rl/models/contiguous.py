@@ -4,8 +4,8 @@ torch folds a (B, T, H) @ (H, V) product into a single mm only when the input's 
 the weight requires grad. Otherwise it runs bmm on the weight expanded B times: a B x H x V copy. HF slices the
 last position before the LM head while sampling (logits_to_keep), PPO's heads slice the response positions, and
 frozen weights (PPO's reference, a bf16 sampling copy, the base weights under LoRA) do not require grad. Measured on
-SmolLM2 (vocabulary 49,152), 64 prompts of 96 tokens: a prefill took 10.8 s in bf16, 7.3 s of it copying the
-expanded head, and 5.1 s with its input made contiguous first (a 64 x 576 copy).
+SmolLM2 (vocabulary 49,152), 64 prompts of 96 tokens: a bf16 prefill took 9.6-10.8 s (the profiler put 7.3 s of
+13.2 in copying the expanded head), and 5.1 s with its input made contiguous first (a 64 x 576 copy).
 """
 
 from __future__ import annotations

@@ -166,22 +166,23 @@ def test_minibatches_are_whole_groups(make_debug_cfg):
                        torch.randperm(8, generator=torch.Generator().manual_seed(3)))
 
 
-# bf16-mixed PPO starts on-policy up to bf16 rounding. The rollout's old logprobs come from the bf16 sampling copy
-# (models/sampling.py) and the update's from fp32 master weights under autocast; measured on the tiny debug model
-# (benchmarks/bench_precision.py: mean 1.2e-3, max 7.6e-3 at 64 x 20 tokens) and on SmolLM2 (README,
-# Performance). Tolerance: mean abs(ratio - 1) of an iteration's first minibatch below 0.02, max below 0.25.
-BF16_RATIO_MEAN_TOLERANCE, BF16_RATIO_MAX_TOLERANCE = 0.02, 0.25
+# bf16-mixed PPO starts on-policy: with the default ppo.rollout_logprobs=auto the policy recomputes the old logprobs,
+# so an iteration's first minibatch sees ratio 1 up to how bf16 rounds a different row layout (packing). Measured
+# (benchmarks/bench_precision.py), mean / max abs(ratio - 1): tiny model recomputed 5.1e-5 / 3.9e-3, read from the
+# bf16 sampling copy 1.2e-3 / 7.6e-3; SmolLM2 recomputed exactly 0, read 4.3e-2 / 0.27. The tolerance passes the
+# first and fails the others.
+BF16_RATIO_MEAN_TOLERANCE, BF16_RATIO_MAX_TOLERANCE = 5e-4, 2e-2
 
 
-@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
-def test_bf16_ppo_starts_on_policy_within_tolerance_and_resumes_exactly(lora, make_debug_cfg, tmp_path,
-                                                                        monkeypatch):
+def test_bf16_lora_ppo_starts_on_policy_within_tolerance_and_resumes_exactly(make_debug_cfg, tmp_path, monkeypatch):
+    """bf16-mixed with LoRA: the reference is the policy's base, rollouts sample from a merged bf16 copy, and the
+    old logprobs are recomputed (rollout_logprobs=auto)."""
     overrides = ["stage=ppo", "rm=bt", "trainer.precision=bf16-mixed", "ppo.iterations=4", "ppo.checkpoint_every=2",
-                 *(["model.lora.enabled=true", "model.lora.r=4"] if lora else [])]
+                 "model.lora.enabled=true", "model.lora.r=4"]
     uninterrupted = run(make_debug_cfg(*overrides))
     assert read_json(uninterrupted / COMPLETE)["numerics"]["precision"] == "bf16-mixed"
     history = [r for r in read_history(uninterrupted) if "train/ppo/first_ratio_abs_dev" in r]
-    assert len(history) == 4
+    assert len(history) == 4 and all("train/seconds/policy_logprobs" in r for r in history)  # recomputed
     assert all(r["train/ppo/first_ratio_abs_dev"] < BF16_RATIO_MEAN_TOLERANCE for r in history)
     assert all(r["train/ppo/first_ratio_max_dev"] < BF16_RATIO_MAX_TOLERANCE for r in history)
     assert abs(history[0]["train/kl/sequence"]) < 0.05  # the SFT policy against itself, in bf16
