@@ -79,7 +79,11 @@ def smollm2_dir(out: Path) -> str:
     return str(out)
 
 
-def throughput(model_dir: str, device: torch.device) -> Dict[str, Dict[str, float]]:
+FULL = {"batch": 32, "length": 512, "pairs": 64, "new_tokens": 128, "peak": 8192}
+SMALL = {"batch": 2, "length": 64, "pairs": 4, "new_tokens": 4, "peak": 512}  # --small: a CPU try of the script
+
+
+def throughput(model_dir: str, device: torch.device, size: Dict[str, int]) -> Dict[str, Dict[str, float]]:
     from pairwise_rl.algos.ppo import policy_loss, token_logprobs
     from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
     from pairwise_rl.models.generation import generate
@@ -88,15 +92,16 @@ def throughput(model_dir: str, device: torch.device) -> Dict[str, Dict[str, floa
     from pairwise_rl.rewards.generative import GenerativeReward
 
     bf16 = torch.autocast(device.type, torch.bfloat16)
-    a, b = (torch.randn(8192, 8192, device=device, dtype=torch.bfloat16) for _ in range(2))
-    peak = 2 * 8192 ** 3 / timed(lambda: a @ b, device)
+    n = size["peak"]
+    a, b = (torch.randn(n, n, device=device, dtype=torch.bfloat16) for _ in range(2))
+    peak = 2 * n ** 3 / timed(lambda: a @ b, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     nominal = next((v * 1e12 for k, v in NOMINAL_BF16_TFLOPS.items() if k in name), None)
     tokenizer = load_tokenizer(model_dir)
     trained = load_causal_lm(model_dir).to(device).train()
     frozen = load_causal_lm(model_dir, "bfloat16").to(device).eval()
     opt = adamw(trained.parameters(), 1e-5, 0.0)
-    batch, length = 32, 512
+    batch, length, half = size["batch"], size["length"], size["length"] // 2
     ids = torch.randint(100, 40000, (batch, length), device=device)
     mask = torch.ones_like(ids)
     labels = ids.clone()
@@ -110,8 +115,8 @@ def throughput(model_dir: str, device: torch.device) -> Dict[str, Dict[str, floa
 
     def ppo_update():
         with bf16:
-            logprobs = token_logprobs(lm_head_logits(trained, hidden_states(trained, ids, mask)[:, 255:-1]),
-                                      ids[:, 256:])
+            logprobs = token_logprobs(lm_head_logits(trained, hidden_states(trained, ids, mask)[:, half - 1:-1]),
+                                      ids[:, half:])
             loss, _ = policy_loss(logprobs, logprobs.detach() - 0.01, torch.ones_like(logprobs),
                                   torch.ones_like(logprobs), 0.2)
         opt.zero_grad()
@@ -121,7 +126,7 @@ def throughput(model_dir: str, device: torch.device) -> Dict[str, Dict[str, floa
     judge = GenerativeReward(frozen, tokenizer, 256, 128, template="{prompt}\nA:{a}\nB:{b}\nBetter:",
                              verdict_tokens=["A", "B"], batch_size=64)
     words = tokenizer.decode(list(range(1000, 1300)))
-    prompts, answers = [words[:900]] * 64, [words[900:1300]] * 64
+    prompts, answers = [words[:900]] * size["pairs"], [words[900:1300]] * size["pairs"]
 
     def score():
         with bf16:
@@ -129,21 +134,26 @@ def throughput(model_dir: str, device: torch.device) -> Dict[str, Dict[str, floa
 
     def sample():
         with bf16:
-            return generate(frozen, tokenizer, prompts, max_new_tokens=128, max_prompt_tokens=256, generator_seed=0)
+            return generate(frozen, tokenizer, prompts, max_new_tokens=size["new_tokens"], max_prompt_tokens=256,
+                            generator_seed=0)
 
     rows: Dict[str, Dict[str, float]] = {}
     for stage, fn, tokens in (("SFT / RM training step (fwd + bwd + AdamW)", train_step, batch * length),
                               ("PPO update (policy, response half)", ppo_update, batch * length),
-                              ("judge scoring, both orders (64 pairs)", score, None),
-                              ("sampling (64 prompts, 128 new tokens)", sample, None)):
+                              (f"judge scoring, both orders ({size['pairs']} pairs)", score, None),
+                              (f"sampling ({size['pairs']} prompts, {size['new_tokens']} new tokens)", sample, None)):
         seconds = timed(fn, device, 3)
         flops = flops_of(fn)
         if tokens is None:
-            tokens = int(sample().response_mask.sum()) if fn is sample else judge.rows_judged  # rows as a proxy
+            if fn is sample:  # new tokens
+                tokens = int(sample().response_mask.sum())
+            else:  # tokens the judge reads: both orders of every pair
+                tokens = int(judge._encode(prompts + prompts, answers + answers[::-1],
+                                           answers[::-1] + answers)["attention_mask"].sum())
         rows[stage] = {"seconds": seconds, "tokens_per_s": tokens / seconds, "tflops": flops / seconds / 1e12,
                        "mfu_measured_peak": flops / seconds / peak,
                        **({"mfu_nominal": flops / seconds / nominal} if nominal else {})}
-    rows["bf16 matmul 8192^3 (measured peak)"] = {"tflops": peak / 1e12}
+    rows[f"bf16 matmul {n}^3 (measured peak)"] = {"tflops": peak / 1e12}
     return rows
 
 
@@ -171,6 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or ROOT / "benchmarks" / "results"))
     parser.add_argument("--device", default="cuda", help="cuda; cpu only to try the script itself")
+    parser.add_argument("--small", action="store_true", help="tiny shapes, to try the script on a CPU")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -183,7 +194,7 @@ def main() -> None:
     report: Dict[str, object] = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                                  "torch": torch.__version__}
     started = time.perf_counter()
-    report["throughput_smollm2_arch"] = throughput(model_dir, device)
+    report["throughput_smollm2_arch"] = throughput(model_dir, device, SMALL if args.small else FULL)
     base = ["experiment=pairwise_vs_bt", "debug=fast", f"trainer.accelerator={accelerator}"]
     report["pipeline_tiny"] = cli([*base, "trainer=gpu" if accelerator == "gpu" else "trainer=cpu",
                                    f"trainer.accelerator={accelerator}"], workdir, env)

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pairwise_rl import precision, provenance
 from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES, requested_world_size
 from pairwise_rl.eval.io import read_jsonl
+from pairwise_rl.modules.optim import forget_autocast_casts
 from pairwise_rl.rewards.ppo_reward import ppo_label
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,14 @@ class PeriodicCheckpoint(Callback):
             if trainer.is_global_zero:
                 for old in sorted(self.dirpath.glob("step-*.ckpt"))[:-KEEP_CHECKPOINTS]:
                     old.unlink(missing_ok=True)
+
+
+class ForgetAutocastCasts(Callback):
+    """A resumed run's weights come from its checkpoint, loaded after the stage's first forwards (its evaluation
+    before training) cached their autocast casts: drop those once training starts (modules/optim.py says why)."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        forget_autocast_casts()
 
 
 def latest_checkpoint(stage_dir: Path) -> Optional[str]:
@@ -215,7 +224,7 @@ def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str
         enable_checkpointing=False,  # PeriodicCheckpoint owns checkpointing
         enable_progress_bar=cfg.trainer.progress_bar != "none",
         enable_model_summary=False,
-        callbacks=[PeriodicCheckpoint(Path(stage_dir) / CHECKPOINT_DIR, checkpoint_every),
+        callbacks=[PeriodicCheckpoint(Path(stage_dir) / CHECKPOINT_DIR, checkpoint_every), ForgetAutocastCasts(),
                    *progress_bar(cfg.trainer.progress_bar), *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(stage_dir),

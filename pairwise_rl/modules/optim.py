@@ -21,6 +21,19 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def forget_autocast_casts(*_) -> None:
+    """Drop autocast's cached low-precision copies of the trainable weights.
+
+    Autocast casts each trainable weight once and keeps the cast until the outermost autocast region ends. A stage
+    runs whole inside one (pipeline.ensure), so without this every forward after the first optimiser step would
+    still compute with the weights from before it: measured, a bf16 LoRA RM trained 40 steps and came out exactly
+    as it started (the adapters' and the score head's casts never changed).
+    """
+    torch.clear_autocast_cache()
+
+
 def adamw(parameters: Iterable[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
-    return torch.optim.AdamW([p for p in parameters if p.requires_grad], lr=lr, weight_decay=weight_decay,
-                             betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW([p for p in parameters if p.requires_grad], lr=lr, weight_decay=weight_decay,
+                                  betas=(0.9, 0.95))
+    optimizer.register_step_post_hook(forget_autocast_casts)  # the weights changed: so must their casts
+    return optimizer

@@ -33,6 +33,16 @@ def test_rm_stage_trains_saves_and_evaluates(mode, make_debug_cfg):
     assert read_json(out / "reliability.json")["count"]
 
 
+@pytest.mark.parametrize("mode", ["bt", "generative"])
+def test_a_bf16_lora_rm_learns(mode, make_debug_cfg):
+    """bf16-mixed with LoRA: only the adapters (and a BT score head) train, under autocast. Its held-out numbers must
+    move from the untrained ones (they did not while autocast kept the weights' first casts: modules/optim.py)."""
+    out = run(make_debug_cfg("stage=rm", f"rm={mode}", "trainer.precision=bf16-mixed", "model.lora.enabled=true"))
+    metrics = stage_metrics(out)
+    assert read_json(out / COMPLETE)["numerics"]["precision"] == "bf16-mixed"
+    assert metrics["nll"] != metrics["init/nll"] and 0 < metrics["trainable_param_fraction"] < 0.5
+
+
 def test_rm_metrics_break_down_by_prompt_kind(make_debug_cfg):
     out = run(make_debug_cfg("stage=rm", "rm=generative"))
     metrics, kinds = stage_metrics(out), ("sort", "reverse", "add")
