@@ -19,6 +19,7 @@ from pathlib import Path
 
 from common import arguments, write_report
 
+ROOT = Path(__file__).resolve().parent.parent  # the experiments' data paths are relative to the repository
 MARKER = "PEAK_RSS_KB="
 WRAPPER = f"""
 import resource, runpy, sys
@@ -45,7 +46,7 @@ def run_side(side: str, overrides: list, root: Path, index: int) -> dict:
     run_dir = root / "runs" / str(index)
     result = subprocess.run([sys.executable, "-c", WRAPPER, side, "stage=ppo", *overrides, "logger=none",
                              "trainer.progress_bar=none", f"paths.cache_dir={root / side}",
-                             f"hydra.run.dir={run_dir}"], capture_output=True, text=True,
+                             f"hydra.run.dir={run_dir}"], capture_output=True, text=True, cwd=ROOT,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     lines = [line for line in result.stdout.splitlines() if line.startswith(MARKER)]
     if result.returncode != 0 or not lines:
@@ -60,8 +61,7 @@ def main() -> None:
     args = arguments(__doc__.splitlines()[0])
     overrides = REAL if args.model != "tiny" else TINY
     if args.model != "tiny":
-        overrides = [*overrides, f"model.fetch.dir={Path(__file__).resolve().parent.parent}/artifacts/models/"
-                     "smollm2_135m_instruct"]
+        overrides = [*overrides, f"model.fetch.dir={ROOT}/artifacts/models/smollm2_135m_instruct"]
     root = Path(tempfile.mkdtemp(prefix="bench-lora-reference-"))
     runs = {"shared": [], "separate": []}
     for repeat in range(2):  # alternate; each repeat a fresh PPO artifact (its cache directory emptied first)
