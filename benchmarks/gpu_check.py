@@ -160,7 +160,9 @@ def throughput(model_dir: str, device: torch.device, size: Dict[str, int]) -> Di
 def cli(overrides: List[str], workdir: Path, env: Dict[str, str]) -> Dict[str, object]:
     """One pipeline through the real CLI; per stage: seconds and the precision its artifact recorded."""
     run_dir = workdir / f"run-{len(list(workdir.glob('run-*')))}"
-    command = [sys.executable, "-m", "pairwise_rl.cli", *overrides, f"paths.cache_dir={workdir / 'artifacts'}",
+    # a cache of its own: the strategy is not part of an artifact's key, so a shared cache would serve the fsdp run
+    # the artifacts the single-device run built
+    command = [sys.executable, "-m", "pairwise_rl.cli", *overrides, f"paths.cache_dir={run_dir / 'artifacts'}",
                f"hydra.run.dir={run_dir}", "logger=none", "trainer.progress_bar=none"]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -210,9 +212,13 @@ def main() -> None:
     lines = [f"# gpu-check on {report['device']} (torch {report['torch']}), {report['seconds']:.0f} s", "",
              "| work (SmolLM2 architecture, bf16) | tokens/s | TFLOP/s | MFU (measured bf16 peak) | MFU (nominal) |",
              "|---|---|---|---|---|"]
+    def percent(row: Dict[str, float], key: str) -> str:
+        return f"{row[key]:.1%}" if key in row else "-"
+
     for stage, row in report["throughput_smollm2_arch"].items():
-        lines.append(f"| {stage} | {row.get('tokens_per_s', 0):,.0f} | {row['tflops']:.1f} | "
-                     f"{row.get('mfu_measured_peak', 1.0):.1%} | {row.get('mfu_nominal', float('nan')):.1%} |")
+        tokens = f"{row['tokens_per_s']:,.0f}" if "tokens_per_s" in row else "-"
+        lines.append(f"| {stage} | {tokens} | {row['tflops']:.1f} | {percent(row, 'mfu_measured_peak')} | "
+                     f"{percent(row, 'mfu_nominal')} |")
     for part in ("pipeline_tiny", "pipeline_smollm2_arch", "pipeline_tiny_fsdp_1_device"):
         run = report[part]
         lines += ["", f"## {part}: {'ok' if run['ok'] else 'FAILED'} in {run['seconds']:.0f} s"]
