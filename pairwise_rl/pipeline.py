@@ -219,10 +219,9 @@ def check_code(cfg: DictConfig, name: str, path: Path) -> None:
         log.warning("%s. Serving it (paths.cache_policy=%s); paths.cache_policy=code would rebuild it", message, policy)
 
 
-def same_config(cfg: DictConfig, name: str, needs: Mapping[str, Path]) -> Optional[Path]:
-    """A complete `name` artifact of this config key built by any code: one built from these very inputs first,
+def same_config(cfg: DictConfig, name: str, key: str, needs: Mapping[str, Path]) -> Optional[Path]:
+    """A complete `name` artifact of config key `key` built by any code: one built from these very inputs first,
     then the newest. What paths.cache_policy=config serves and strict refuses when this code has none."""
-    key = config_key(cfg, name)
     inputs = {dep: str(path) for dep, path in needs.items()}
     found = []
     for marker in Path(cfg.paths.cache_dir).glob(f"{name}-*/{COMPLETE}"):
@@ -253,12 +252,12 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _other_code(cfg: DictConfig, name: str, needs: Mapping[str, Path]) -> Optional[Path]:
+def _other_code(cfg: DictConfig, name: str, key: str, needs: Mapping[str, Path]) -> Optional[Path]:
     """Rank 0's answer, for every rank: an artifact of this config by other code that the policy acts on."""
     policy = CACHE_POLICIES.get(cfg.paths.cache_policy)
     found = None
     if distributed.is_main() and (policy.serves_other_code or policy.refuse_other_code):
-        found = same_config(cfg, name, needs)
+        found = same_config(cfg, name, key, needs)
     found = distributed.broadcast(None if found is None else str(found))
     return None if found is None else Path(found)
 
@@ -274,7 +273,8 @@ def ensure(cfg: DictConfig, name: str) -> Path:
     if distributed.broadcast(is_complete(out)):
         log.info("[%s] cached: %s", name, out)
         return _serve(cfg, name, out)
-    other = _other_code(cfg, name, needs)
+    key = config_key(cfg, name)
+    other = _other_code(cfg, name, key, needs)
     if other is not None:  # config: served with a warning; strict: StaleArtifactError
         return _serve(cfg, name, other)
     with _locked(out) if distributed.is_main() else nullcontext():
@@ -288,7 +288,8 @@ def ensure(cfg: DictConfig, name: str) -> Path:
             write_json(out / NEEDS, {k: str(v) for k, v in needs.items()})
             saved = OmegaConf.to_container(cfg, resolve=True)
             saved["built_by"] = record  # beside the config, so the file alone says what produced the artifact
-            saved["numerics"] = numerics(cfg)  # what trainer.precision=auto resolved to on this machine
+            if spec.numeric_for(cfg):
+                saved["numerics"] = numerics(cfg)  # what trainer.precision=auto resolved to on this machine
             OmegaConf.save(OmegaConf.create(saved), out / "config.yaml")
         started = time.time()
         # Fresh heads (a BT RM's score layer) draw from the global RNGs: seed them so a stage is a function of
@@ -301,7 +302,8 @@ def ensure(cfg: DictConfig, name: str) -> Path:
         if distributed.is_main():
             write_json(out / COMPLETE, {"stage": name, "seconds": round(time.time() - started, 1),
                                         "finished_at": time.time(), "built_by": record,
-                                        "config_key": config_key(cfg, name), "numerics": numerics(cfg),
+                                        "config_key": key,
+                                        **({"numerics": numerics(cfg)} if spec.numeric_for(cfg) else {}),
                                         "phases": ctx.phases, "world_size": distributed.world_size(),
                                         "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})
     distributed.barrier()  # the others read the artifact only once the marker is there

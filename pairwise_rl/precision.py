@@ -138,19 +138,16 @@ def computes_below_fp32(cfg: DictConfig) -> bool:
 
 
 def frozen_dtype(cfg: DictConfig) -> str:
-    """The dtype a frozen model (reference, RM inside PPO, judge, sampler) is loaded in."""
+    """The dtype a frozen model (the RM inside PPO, the judge, the pairs sampler) is loaded in; PPO's reference
+    computes as the policy does instead (stages/ppo.build_reference)."""
     return resolve(cfg).frozen_dtype or cfg.model.dtype
 
 
 @contextmanager
 def autocast(cfg: DictConfig) -> Iterator[None]:
     """Every forward inside computes in the stage's precision (a no-op for 32-true)."""
-    precision = resolve(cfg)
-    if precision.autocast_dtype is None:
-        with nullcontext():
-            yield
-        return
-    with torch.autocast(_device_type(cfg.trainer), dtype=precision.autocast_dtype):
+    dtype = resolve(cfg).autocast_dtype
+    with nullcontext() if dtype is None else torch.autocast(_device_type(cfg.trainer), dtype=dtype):
         yield
 
 

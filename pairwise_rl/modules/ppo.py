@@ -34,10 +34,10 @@ from pairwise_rl.eval.policy import eval_chunks, repeat_for_sampling
 from pairwise_rl.models.generation import generate
 from pairwise_rl.models.heads import hidden_states, lm_head_logits, scalar_head
 from pairwise_rl.models.sampling import SamplingCopy
-from pairwise_rl.precision import computes_below_fp32
 from pairwise_rl.models.sharding import local_fraction, parallelize
 from pairwise_rl.modules.guard import NonFiniteGuard
 from pairwise_rl.modules.optim import adamw
+from pairwise_rl.precision import computes_below_fp32
 from pairwise_rl.rewards.anchors import AnchorContext, build_anchor
 from pairwise_rl.rewards.base import RewardModel
 from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
@@ -215,9 +215,9 @@ class PPOModule(L.LightningModule):
 
     def _anchor_context(self, seed: int) -> AnchorContext:
         g = self.cfg.generation
-        return AnchorContext(self.sampling_policy(), self.reference, self.tokenizer, self.reward_model, g.max_new_tokens,
-                             self.cfg.data.max_prompt_tokens, g.temperature, self.cfg.ppo.best_of_n, seed,
-                             self.cfg.ppo.best_of_n_by)
+        return AnchorContext(self.sampling_policy(), self.reference, self.tokenizer, self.reward_model,
+                             g.max_new_tokens, self.cfg.data.max_prompt_tokens, g.temperature,
+                             self.cfg.ppo.best_of_n, seed, self.cfg.ppo.best_of_n_by)
 
     def _logprobs(self, model: PreTrainedModel, sequences, attention_mask, prompt_len, response_ids):
         hidden = _response_hidden(model, sequences, attention_mask, prompt_len)

@@ -40,8 +40,8 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     def evaluate(tag: str, out_dir=None) -> Dict[str, float]:
         # bf16-mixed: sampled from a bf16 copy of the weights as they are now (models/sampling.py)
-        return evaluate_policy(sampling_model(model, cfg), tokenizer, test_prompts, task, cfg.generation, cfg.data.max_prompt_tokens,
-                               out_dir=out_dir, greedy=cfg.eval.greedy, tag=tag,
+        return evaluate_policy(sampling_model(model, cfg), tokenizer, test_prompts, task, cfg.generation,
+                               cfg.data.max_prompt_tokens, out_dir=out_dir, greedy=cfg.eval.greedy, tag=tag,
                                samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
 
     if not cfg.sft.enabled:  # the configured model is the starting policy
