@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import provenance
 from pairwise_rl.eval.io import read_json
-from pairwise_rl.pipeline import COMPLETE, LOCK, NEEDS
+from pairwise_rl.checks import check, one_of, positive
+from pairwise_rl.pipeline import CACHE_POLICIES, COMPLETE, LOCK, NEEDS
 from pairwise_rl.registry import Registry
 
 ARTIFACT_NAME = re.compile(r"^(?P<stage>[a-z_]+)-(?P<key>[0-9a-f]{12})$")
@@ -108,6 +109,14 @@ def scan(cache_dir: Path) -> List[Entry]:
             if need in entries:
                 entries[need].needed_by.append(entry.name)
     return list(entries.values())
+
+
+def check_config(cfg: DictConfig) -> None:
+    """The cache keys: the policy that decides what is served (pipeline.CACHE_POLICIES) and the clean rules."""
+    one_of(cfg, "paths.cache_policy", CACHE_POLICIES.names())
+    for rule in cfg.cache.clean:
+        check(rule in CLEAN_RULES, "cache.clean", f"unknown rule {rule!r}; choose from {CLEAN_RULES.names()}")
+    positive(cfg, "cache.max_age_days")
 
 
 # ---------------------------------------------------------------------------------------------- clean rules

@@ -1,15 +1,23 @@
-"""The one entry point: `pairwise-rl stage=<sft|rm|ppo|pipeline|compare> [overrides...]`."""
+"""The one entry point: `pairwise-rl stage=<stage> [group=option ...] [key=value ...]` (`--help` lists the stages).
+
+An error the project raises on purpose about the user's input (`errors.UserError`: a config value, a data file or
+row, a missing model or dataset, an artifact the cache policy refuses) prints two lines, what is wrong and the fix,
+and exits with status 1; `HYDRA_FULL_ERROR=1` shows its traceback instead. Any other exception is a bug and keeps
+Hydra's traceback.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from pairwise_rl.config import register_configs, validate
+from pairwise_rl.errors import UserError, report
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -37,9 +45,25 @@ def run(cfg: DictConfig):
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     _quiet_libraries()
-    run(cfg)
+    try:
+        run(cfg)
+    except UserError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(report(error), file=sys.stderr)
+        sys.exit(1)
+
+
+def main() -> None:
+    """`--help` / `-h` print the tool's own help (Hydra's is `--hydra-help`); everything else goes to Hydra."""
+    if any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+        from pairwise_rl.cli_help import help_text
+
+        print(help_text(Path(CONF_DIR)))
+        return
+    _hydra_main()
 
 
 def _quiet_libraries() -> None:

@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from pairwise_rl.checks import ABSENT, ConfigError, check, fraction, one_of, positive
+
 
 # --------------------------------------------------------------------------------------------------- model
 @dataclass
@@ -321,226 +323,155 @@ def register_configs() -> None:
 
 
 # ----------------------------------------------------------------------------------------------- validation
-_ABSENT = object()  # OmegaConf.select's default for a key that does not exist
-
-
-class ConfigError(ValueError):
-    """A config value is out of range or inconsistent; the message names the key."""
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: {message}")
-
-
-def _positive(cfg: DictConfig, *keys: str) -> None:
-    for key in keys:
-        value = OmegaConf.select(cfg, key)
-        _check(value is not None and value > 0, key, f"must be > 0, got {value!r}")
-
-
-def _fraction(cfg: DictConfig, key: str, low_open: bool = False) -> None:
-    value = OmegaConf.select(cfg, key)
-    ok = (0.0 < value <= 1.0) if low_open else (0.0 <= value <= 1.0)
-    _check(ok, key, f"must be in {'(0, 1]' if low_open else '[0, 1]'}, got {value!r}")
-
-
-def _one_of(cfg: DictConfig, key: str, names: list[str]) -> None:
-    value = OmegaConf.select(cfg, key)
-    _check(value in names, key, f"unknown value {value!r}; choose one of {names}")
+# Each part checks the keys it reads beside its registry entry (`check_config`: the task, the RM mode, the PPO
+# reward form and advantage estimator, the anchor, the cache, the logger); this module keeps the schemas' ranges
+# and the checks that cross parts, and calls the parts the config selects.
 
 
 def validate(cfg: DictConfig) -> None:
     """Reject out-of-range values and impossible combinations before anything heavy happens."""
     # Imported here: the registries live beside the code they select, and importing them loads no model.
-    from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
-    from pairwise_rl.cache import CLEAN_RULES
-    from pairwise_rl.data.templates import VERDICT_FORMATS
+    from pairwise_rl.cache import check_config as check_cache
     from pairwise_rl.eval.report import SETUP_LAYOUTS
     from pairwise_rl.models.factory import TINY_ARCHS
-    from pairwise_rl.pipeline import CACHE_POLICIES
     from pairwise_rl.precision import choices as precision_choices
     from pairwise_rl.rewards import RM_MODES
-    from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, PPO_REWARDS
+    from pairwise_rl.rewards.ppo_reward import PPO_PRESETS
     from pairwise_rl.stages import STAGES
     from pairwise_rl.stages.pipeline import for_setup
-    from pairwise_rl.tasks.base import task_names
-    from pairwise_rl.tasks.digits import KINDS
+    from pairwise_rl.tasks.base import TASKS
+    from pairwise_rl.training import check_logger_config
 
-    _one_of(cfg, "stage", STAGES.names())
-    _check(cfg.seed >= 0, "seed", f"must be >= 0, got {cfg.seed}")
+    one_of(cfg, "stage", STAGES.names())
+    check(cfg.seed >= 0, "seed", f"must be >= 0, got {cfg.seed}")
 
     if cfg.model.name_or_path is None:
-        _one_of(cfg, "model.tiny.arch", TINY_ARCHS.names())
-        _positive(cfg, "model.tiny.hidden_size", "model.tiny.num_layers", "model.tiny.num_heads")
-        _check(cfg.model.tiny.hidden_size % cfg.model.tiny.num_heads == 0, "model.tiny.hidden_size",
-               "must be divisible by model.tiny.num_heads")
-    _one_of(cfg, "model.dtype", ["float32", "bfloat16", "float16"])
+        one_of(cfg, "model.tiny.arch", TINY_ARCHS.names())
+        positive(cfg, "model.tiny.hidden_size", "model.tiny.num_layers", "model.tiny.num_heads")
+        check(cfg.model.tiny.hidden_size % cfg.model.tiny.num_heads == 0, "model.tiny.hidden_size",
+              "must be divisible by model.tiny.num_heads")
+    one_of(cfg, "model.dtype", ["float32", "bfloat16", "float16"])
     if cfg.model.lora.enabled:
-        _positive(cfg, "model.lora.r", "model.lora.alpha")
-        _check(0 <= cfg.model.lora.dropout < 1, "model.lora.dropout", f"must be in [0, 1), got {cfg.model.lora.dropout}")
-        _check(len(cfg.model.lora.target_modules) > 0, "model.lora.target_modules", "must name at least one module")
+        positive(cfg, "model.lora.r", "model.lora.alpha")
+        check(0 <= cfg.model.lora.dropout < 1, "model.lora.dropout", f"must be in [0, 1), got {cfg.model.lora.dropout}")
+        check(len(cfg.model.lora.target_modules) > 0, "model.lora.target_modules", "must name at least one module")
 
-    _one_of(cfg, "data.source", ["digits", "hh_rlhf", "ultrafeedback", "jsonl"])
-    digits = cfg.data.digits
-    for kind in digits.kinds:
-        _check(kind in KINDS, "data.digits.kinds", f"unknown kind {kind!r}; choose from {list(KINDS)}")
-        _check(kind in digits.tau, "data.digits.tau", f"no tau for kind {kind!r}")
-    _check(len(digits.kinds) > 0, "data.digits.kinds", "must name at least one kind")
-    for kind, tau in digits.tau.items():
-        _check(tau > 0, f"data.digits.tau.{kind}", f"must be > 0, got {tau}")
-    _check(1 <= digits.min_items <= digits.max_items, "data.digits.min_items",
-           f"must satisfy 1 <= min_items <= max_items, got {digits.min_items}, {digits.max_items}")
-    _fraction(cfg, "data.digits.corruption_rate")
-    _positive(cfg, "data.digits.num_train_prompts", "data.digits.num_val_prompts",
-              "data.max_prompt_tokens", "data.max_response_tokens")
-    _one_of(cfg, "data.task", task_names())
-    _check((cfg.data.task == "digits") == (cfg.data.source == "digits"), "data.task",
-           f"data.task={cfg.data.task} does not read data.source={cfg.data.source}; the digits task is "
-           "data.source=digits, a preference dataset (hh_rlhf | ultrafeedback | jsonl) is data.task=preferences")
-    if cfg.data.source != "digits":
-        _check(cfg.data.path is not None, "data.path", f"data.source={cfg.data.source} needs a hub id or a file path")
-        rl = cfg.data.rl_prompts
-        if cfg.stage in ("ppo", "pipeline") and cfg.ppo.anchor == "reference" and rl.path is not None:
-            _check(rl.reference is not None, "ppo.anchor",
-                   f"ppo.anchor=reference needs a reference response per prompt, but data.rl_prompts.path="
-                   f"{rl.path} is read without one; set data.rl_prompts.reference=<field> or use sft_greedy, "
-                   "policy_greedy or best_of_n")
-        _one_of(cfg, "data.on_bad_row", ["error", "skip"])
-        _one_of(cfg, "data.overlong", ["truncate", "skip", "error"])
-        _fraction(cfg, "data.val_fraction")
-        _fraction(cfg, "data.test_fraction")
-        _check(cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.test_fraction",
-               "val_fraction + test_fraction must leave rows for training")
-        _check(cfg.data.val_fraction > 0 and cfg.data.test_fraction > 0, "data.test_fraction",
-               "val_fraction and test_fraction must both be > 0: RL validates and evaluates on held-out prompts")
-        _positive(cfg, "data.num_val_prompts")
-        _check(0 <= cfg.data.judge_fraction < 1, "data.judge_fraction",
-               f"must be in [0, 1), got {cfg.data.judge_fraction}")
-        if cfg.data.source == "jsonl":
-            f = cfg.data.fields
-            _check(bool(f.preference) == bool(f.response_a and f.response_b), "data.fields",
-                   "give chosen + rejected, or response_a + response_b + preference")
-            from pairwise_rl.data.readers import PREFERENCE_LABELS
-            _one_of(cfg, "data.fields.preference_format", PREFERENCE_LABELS.names())
+    one_of(cfg, "data.task", TASKS.names())
+    check((cfg.data.task == "digits") == (cfg.data.source == "digits"), "data.task",
+          f"data.task={cfg.data.task} does not read data.source={cfg.data.source}; the digits task is "
+          "data.source=digits, a preference dataset (hh_rlhf | ultrafeedback | jsonl) is data.task=preferences")
+    TASKS.get(cfg.data.task).check_config(cfg)
+    positive(cfg, "data.max_prompt_tokens", "data.max_response_tokens")
 
-    _positive(cfg, "generation.max_new_tokens", "generation.temperature")
-    _fraction(cfg, "generation.top_p", low_open=True)
+    positive(cfg, "generation.max_new_tokens", "generation.temperature")
+    fraction(cfg, "generation.top_p", low_open=True)
 
-    _positive(cfg, "sft.max_steps", "sft.batch_size", "sft.lr", "sft.val_every", "sft.checkpoint_every",
-              "sft.max_grad_norm")
+    positive(cfg, "sft.max_steps", "sft.batch_size", "sft.lr", "sft.val_every", "sft.checkpoint_every",
+             "sft.max_grad_norm")
 
-    _one_of(cfg, "rm.mode", RM_MODES.names())
-    if cfg.rm.mode == "gold":
-        _check(cfg.data.source == "digits", "rm.mode", "the gold judge exists only for the digits task")
-    _positive(cfg, "rm.max_steps", "rm.batch_size", "rm.lr", "rm.num_train_pairs", "rm.num_eval_pairs",
-              "rm.ece_bins", "rm.val_every", "rm.checkpoint_every", "rm.max_grad_norm")
-    _check(len(cfg.rm.verdict_tokens) == 2 and cfg.rm.verdict_tokens[0] != cfg.rm.verdict_tokens[1],
-           "rm.verdict_tokens", "must be two different tokens (for 'A wins' and 'B wins')")
-    for slot in ("{prompt}", "{a}", "{b}"):
-        _check(slot in cfg.rm.template, "rm.template", f"must contain the slot {slot}")
+    one_of(cfg, "rm.mode", RM_MODES.names())
+    RM_MODES.get(cfg.rm.mode).check_config(cfg)
+    positive(cfg, "rm.max_steps", "rm.batch_size", "rm.lr", "rm.num_train_pairs", "rm.num_eval_pairs",
+             "rm.ece_bins", "rm.val_every", "rm.checkpoint_every", "rm.max_grad_norm")
     if cfg.model.name_or_path is None:  # a tiny model's context must hold the longest input it will see
         modes = {cfg.rm.mode, *(setup.rm for setup in cfg.pipeline.setups)}
         d = cfg.data
         longest = d.max_prompt_tokens + d.max_response_tokens + 1
         if "generative" in modes:  # prompt, two responses and the template text
             longest = d.max_prompt_tokens + 2 * d.max_response_tokens + len(cfg.rm.template) + 8
-        _check(longest <= cfg.model.tiny.max_position_embeddings, "model.tiny.max_position_embeddings",
-               f"{cfg.model.tiny.max_position_embeddings} is shorter than the longest input, {longest} tokens "
-               "(from data.max_prompt_tokens, data.max_response_tokens and, for rm=generative, rm.template)")
+        check(longest <= cfg.model.tiny.max_position_embeddings, "model.tiny.max_position_embeddings",
+              f"{cfg.model.tiny.max_position_embeddings} is shorter than the longest input, {longest} tokens "
+              "(from data.max_prompt_tokens, data.max_response_tokens and, for rm=generative, rm.template)")
 
-    _one_of(cfg, "rm.train_split", ["train", "judge"])
-    _one_of(cfg, "rm.init", ["sft", "fresh"])
-    _one_of(cfg, "rm.verdict_format", VERDICT_FORMATS.names())
+    one_of(cfg, "rm.train_split", ["train", "judge"])
+    one_of(cfg, "rm.init", ["sft", "fresh"])
     if cfg.stage == "rm_eval":
-        _check(cfg.rm.path is not None, "rm.path", "stage=rm_eval needs the RM to evaluate: an RM artifact "
-               "directory, a saved RM directory, an HF directory or a hub id")
-        _check(cfg.data.task == "preferences", "data", "stage=rm_eval reads a preference file: data=hh_rlhf | "
-               "ultrafeedback | jsonl with data.path=...")
+        check(cfg.rm.path is not None, "rm.path", "stage=rm_eval needs the RM to evaluate: an RM artifact "
+              "directory, a saved RM directory, an HF directory or a hub id")
+        check(cfg.data.task == "preferences", "data", "stage=rm_eval reads a preference file: data=hh_rlhf | "
+              "ultrafeedback | jsonl with data.path=...")
     if cfg.stage in JUDGED_STAGES:
         _validate_judge(cfg)
 
     _validate_ppo(cfg)
 
-    _one_of(cfg, "trainer.strategy", ["auto", "ddp", "fsdp"])
-    _one_of(cfg, "trainer.precision", precision_choices())
+    one_of(cfg, "trainer.strategy", ["auto", "ddp", "fsdp"])
+    one_of(cfg, "trainer.precision", precision_choices())
     _validate_parallelism(cfg)
-    _one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
-    _one_of(cfg, "trainer.on_nonfinite", ["stop", "skip"])
-    _one_of(cfg, "logger.name", ["wandb", "csv", "none"])
-    _one_of(cfg, "logger.mode", ["auto", "online", "offline", "disabled"])
-    _positive(cfg, "eval.num_prompts", "eval.samples_per_prompt", "eval.batch_size")
+    one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
+    one_of(cfg, "trainer.on_nonfinite", ["stop", "skip"])
+    check_logger_config(cfg)
+    positive(cfg, "eval.num_prompts", "eval.samples_per_prompt", "eval.batch_size")
+    _validate_setups(cfg, RM_MODES, PPO_PRESETS, for_setup)
+    if cfg.stage == "compare":
+        check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
+        one_of(cfg, "compare.layout", list(SETUP_LAYOUTS))
+        check(not (cfg.compare.baseline and cfg.compare.pairs), "compare.pairs",
+              "set compare.baseline (every setup against one) or compare.pairs (chosen contrasts), not both")
+        for i, pair in enumerate(cfg.compare.pairs):
+            check(len(pair) == 2 and pair[0] != pair[1], f"compare.pairs.{i}",
+                  f"must be [setup, baseline] (two different setups), got {list(pair)}")
+    check_cache(cfg)
+
+
+def _validate_setups(cfg: DictConfig, rm_modes, ppo_presets, for_setup) -> None:
+    """Every pipeline setup: its names resolve, and its own config (rm, reward, estimator, anchor applied) is valid."""
+    from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
+    from pairwise_rl.rewards.anchors import ANCHORS
+    from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
+
     for i, setup in enumerate(cfg.pipeline.setups):
-        _one_of(cfg, f"pipeline.setups.{i}.rm", RM_MODES.names())
+        one_of(cfg, f"pipeline.setups.{i}.rm", rm_modes.names())
         if setup.ppo is not None:
-            _one_of(cfg, f"pipeline.setups.{i}.ppo", sorted(PPO_PRESETS))
+            one_of(cfg, f"pipeline.setups.{i}.ppo", sorted(ppo_presets))
         if setup.reward is not None:
-            _one_of(cfg, f"pipeline.setups.{i}.reward", PPO_REWARDS.names())
+            one_of(cfg, f"pipeline.setups.{i}.reward", PPO_REWARDS.names())
         if setup.advantage is not None:
-            _one_of(cfg, f"pipeline.setups.{i}.advantage", ADVANTAGE_ESTIMATORS.names())
-        _check(setup.ppo is not None or setup.reward is not None, f"pipeline.setups.{i}",
-               "name the reward: ppo (a preset: standard | pairwise) or reward (scalar | anchor | group)")
+            one_of(cfg, f"pipeline.setups.{i}.advantage", ADVANTAGE_ESTIMATORS.names())
+        if setup.anchor is not None:
+            one_of(cfg, f"pipeline.setups.{i}.anchor", ANCHORS.names())
+        check(setup.ppo is not None or setup.reward is not None, f"pipeline.setups.{i}",
+              "name the reward: ppo (a preset: standard | pairwise) or reward (scalar | anchor | group)")
         for key in setup.overrides:
-            _check(OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT, f"pipeline.setups.{i}.overrides",
-                   f"unknown key {key!r}")
+            check(OmegaConf.select(cfg, key, default=ABSENT) is not ABSENT, f"pipeline.setups.{i}.overrides",
+                  f"unknown key {key!r}")
         try:
-            _validate_ppo(for_setup(cfg, setup))
+            own = for_setup(cfg, setup)
+            rm_modes.get(own.rm.mode).check_config(own)
+            _validate_ppo(own)
         except ConfigError as error:
             raise ConfigError(f"pipeline.setups.{i} ({setup.name}): {error}") from None
-        if setup.anchor is not None:
-            _one_of(cfg, f"pipeline.setups.{i}.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
-    if cfg.stage == "compare":
-        _check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
-        _one_of(cfg, "compare.layout", list(SETUP_LAYOUTS))
-        _check(not (cfg.compare.baseline and cfg.compare.pairs), "compare.pairs",
-               "set compare.baseline (every setup against one) or compare.pairs (chosen contrasts), not both")
-        for i, pair in enumerate(cfg.compare.pairs):
-            _check(len(pair) == 2 and pair[0] != pair[1], f"compare.pairs.{i}",
-                   f"must be [setup, baseline] (two different setups), got {list(pair)}")
-    _one_of(cfg, "paths.cache_policy", CACHE_POLICIES.names())
-    for rule in cfg.cache.clean:
-        _check(rule in CLEAN_RULES, "cache.clean", f"unknown rule {rule!r}; choose from {CLEAN_RULES.names()}")
-    _positive(cfg, "cache.max_age_days")
     names = [setup.name for setup in cfg.pipeline.setups]
-    _check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
+    check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
 
 
 def _validate_ppo(cfg: DictConfig) -> None:
-    """The PPO section, checked for the configured run and again for every pipeline setup's own config."""
+    """The PPO section, checked for the configured run and again for every pipeline setup's own config: the schema's
+    ranges here, the selected reward form's, estimator's and anchor's own checks beside their registries."""
     from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
     from pairwise_rl.algos.kl import KL_ESTIMATORS
-    from pairwise_rl.rewards.anchors import BEST_OF_N_SELECTIONS
+    from pairwise_rl.rewards.anchors import ANCHORS
     from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
 
-    _one_of(cfg, "ppo.reward", PPO_REWARDS.names())
-    _one_of(cfg, "ppo.advantage", ADVANTAGE_ESTIMATORS.names())
-    _positive(cfg, "ppo.samples_per_prompt")
-    n = cfg.ppo.samples_per_prompt
-    for key, least in (("ppo.reward", PPO_REWARDS.get(cfg.ppo.reward).min_group_size),
-                       ("ppo.advantage", ADVANTAGE_ESTIMATORS.get(cfg.ppo.advantage).min_group_size)):
-        _check(n >= least, key, f"{OmegaConf.select(cfg, key)} compares the samples of a prompt with each other: it "
-               f"needs ppo.samples_per_prompt >= {least}, got {n}")
-    if PPO_REWARDS.get(cfg.ppo.reward).min_group_size > 1:
-        _check(cfg.eval.batch_size % cfg.eval.samples_per_prompt == 0, "eval.batch_size",
-               f"ppo.reward={cfg.ppo.reward} judges each held-out prompt's eval.samples_per_prompt samples as one "
-               f"group: eval.batch_size ({cfg.eval.batch_size}) must be a multiple of it")
-    _one_of(cfg, "ppo.anchor", ["reference", "sft_greedy", "policy_greedy", "best_of_n"])
-    _one_of(cfg, "ppo.best_of_n_by", ["auto", *BEST_OF_N_SELECTIONS.names()])
-    _one_of(cfg, "ppo.critic_init", ["rm", "sft"])
-    _one_of(cfg, "ppo.rollout_logprobs", ["auto", "generation", "forward"])
-    _one_of(cfg, "ppo.kl.estimator", KL_ESTIMATORS.names())
-    _positive(cfg, "ppo.iterations", "ppo.rollout_batch_size", "ppo.ppo_epochs", "ppo.minibatch_size",
-              "ppo.policy_lr", "ppo.critic_lr", "ppo.clip_ratio", "ppo.value_clip", "ppo.max_grad_norm",
-              "ppo.best_of_n", "ppo.val_every", "ppo.checkpoint_every")
-    _check(cfg.ppo.kl.coef >= 0, "ppo.kl.coef", f"must be >= 0, got {cfg.ppo.kl.coef}")
-    _fraction(cfg, "ppo.gamma")
-    _fraction(cfg, "ppo.lam")
-    _check(cfg.ppo.rollout_batch_size % cfg.ppo.minibatch_size == 0, "ppo.minibatch_size",
-           f"must divide ppo.rollout_batch_size ({cfg.ppo.rollout_batch_size})")
+    one_of(cfg, "ppo.reward", PPO_REWARDS.names())
+    one_of(cfg, "ppo.advantage", ADVANTAGE_ESTIMATORS.names())
+    positive(cfg, "ppo.samples_per_prompt")
+    PPO_REWARDS.get(cfg.ppo.reward).check_config(cfg)
+    ADVANTAGE_ESTIMATORS.get(cfg.ppo.advantage).check_config(cfg)
+    one_of(cfg, "ppo.anchor", ANCHORS.names())
+    ANCHORS.get(cfg.ppo.anchor).check_config(cfg)
+    one_of(cfg, "ppo.rollout_logprobs", ["auto", "generation", "forward"])
+    one_of(cfg, "ppo.kl.estimator", KL_ESTIMATORS.names())
+    positive(cfg, "ppo.iterations", "ppo.rollout_batch_size", "ppo.ppo_epochs", "ppo.minibatch_size",
+             "ppo.policy_lr", "ppo.clip_ratio", "ppo.max_grad_norm", "ppo.val_every", "ppo.checkpoint_every")
+    check(cfg.ppo.kl.coef >= 0, "ppo.kl.coef", f"must be >= 0, got {cfg.ppo.kl.coef}")
+    fraction(cfg, "ppo.gamma")
+    check(cfg.ppo.rollout_batch_size % cfg.ppo.minibatch_size == 0, "ppo.minibatch_size",
+          f"must divide ppo.rollout_batch_size ({cfg.ppo.rollout_batch_size})")
     if cfg.ppo.dual_clip is not None:
-        _check(cfg.ppo.dual_clip > 1.0, "ppo.dual_clip", f"must be > 1, got {cfg.ppo.dual_clip}")
+        check(cfg.ppo.dual_clip > 1.0, "ppo.dual_clip", f"must be > 1, got {cfg.ppo.dual_clip}")
     if cfg.ppo.kl.adaptive:
-        _positive(cfg, "ppo.kl.target", "ppo.kl.horizon")
+        positive(cfg, "ppo.kl.target", "ppo.kl.horizon")
 
 
 JUDGED_STAGES = ("pipeline", "evaluate", "judge")  # the stages that build or use the evaluation judge
@@ -548,42 +479,43 @@ JUDGED_STAGES = ("pipeline", "evaluate", "judge")  # the stages that build or us
 
 def _validate_judge(cfg: DictConfig) -> None:
     """The evaluation judge: the task's gold, a gold_rm trained on pairs the proxy RMs never see, or any RM."""
-    from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.eval.judge import judge_kind
+    from pairwise_rl.rewards import RM_MODES
 
     kind = judge_kind(cfg)
     if cfg.stage == "evaluate":
-        _check(kind != "none", "judge.name", "stage=evaluate needs a judge; judge.name=none only skips it in the "
-               "pipeline")
+        check(kind != "none", "judge.name", "stage=evaluate needs a judge; judge.name=none only skips it in the "
+              "pipeline")
     if cfg.stage == "judge":
-        _check(kind == "gold_rm", "judge.name", f"stage=judge trains the gold_rm judge, but judge.name="
-               f"{cfg.judge.name} resolves to {kind}")
+        check(kind == "gold_rm", "judge.name", f"stage=judge trains the gold_rm judge, but judge.name="
+              f"{cfg.judge.name} resolves to {kind}")
     if kind == "gold":
-        _check(cfg.data.task == "digits", "judge.name", "judge.name=gold needs a task with a gold judge (digits); "
-               "use gold_rm (trained on held-apart pairs) or the path of a trained RM")
+        check(cfg.data.task == "digits", "judge.name", "judge.name=gold needs a task with a gold judge (digits); "
+              "use gold_rm (trained on held-apart pairs) or the path of a trained RM")
     if kind == "gold_rm":
-        _check(cfg.data.task != "digits", "judge.name", "judge.name=gold_rm trains on the reserved share of a "
-               "preference dataset's pairs (data.judge_fraction); digits has its gold judge (judge.name=gold)")
-        _check(cfg.data.judge_fraction > 0, "data.judge_fraction",
-               "judge.name=gold_rm (the default on preference data) needs pairs the proxy RMs never see: set "
-               "data.judge_fraction > 0 (e.g. 0.5), or judge.name=<path of a trained RM>")
-        _one_of(cfg, "judge.mode", [m for m in RM_MODES.names() if m != "gold"])
-        _positive(cfg, "judge.max_steps", "judge.batch_size")
-        _check(cfg.judge.seed >= 0, "judge.seed", f"must be >= 0, got {cfg.judge.seed}")
+        check(cfg.data.task != "digits", "judge.name", "judge.name=gold_rm trains on the reserved share of a "
+              "preference dataset's pairs (data.judge_fraction); digits has its gold judge (judge.name=gold)")
+        check(cfg.data.judge_fraction > 0, "data.judge_fraction",
+              "judge.name=gold_rm (the default on preference data) needs pairs the proxy RMs never see: set "
+              "data.judge_fraction > 0 (e.g. 0.5), or judge.name=<path of a trained RM>")
+        one_of(cfg, "judge.mode", [m for m in RM_MODES.names() if m != "gold"])
+        RM_MODES.get(cfg.judge.mode).check_config(cfg)
+        positive(cfg, "judge.max_steps", "judge.batch_size")
+        check(cfg.judge.seed >= 0, "judge.seed", f"must be >= 0, got {cfg.judge.seed}")
 
 
 def _validate_parallelism(cfg: DictConfig) -> None:
     """Batch sizes are global and split evenly across ranks; the memory options need the FSDP code path."""
     t = cfg.trainer
     if t.strategy == "auto":
-        _check(not t.activation_checkpointing, "trainer.activation_checkpointing", "needs trainer=ddp or trainer=fsdp")
-        _check(not t.offload_frozen, "trainer.offload_frozen", "needs trainer=fsdp")
+        check(not t.activation_checkpointing, "trainer.activation_checkpointing", "needs trainer=ddp or trainer=fsdp")
+        check(not t.offload_frozen, "trainer.offload_frozen", "needs trainer=fsdp")
         return
-    _check(isinstance(t.devices, int) and t.devices > 0, "trainer.devices",
-           f"must be a number of processes per node with strategy={t.strategy}, got {t.devices!r}")
-    _positive(cfg, "trainer.num_nodes")
+    check(isinstance(t.devices, int) and t.devices > 0, "trainer.devices",
+          f"must be a number of processes per node with strategy={t.strategy}, got {t.devices!r}")
+    positive(cfg, "trainer.num_nodes")
     world = t.devices * t.num_nodes
     for key in ("sft.batch_size", "rm.batch_size", "ppo.rollout_batch_size", "ppo.minibatch_size"):
         value = OmegaConf.select(cfg, key)
-        _check(value % world == 0, key, f"{value} does not split evenly over {world} ranks "
-               "(trainer.devices x trainer.num_nodes); batch sizes are global")
+        check(value % world == 0, key, f"{value} does not split evenly over {world} ranks "
+              "(trainer.devices x trainer.num_nodes); batch sizes are global")

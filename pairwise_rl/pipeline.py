@@ -32,16 +32,18 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple, TypeVar, Union
 
 from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import distributed, provenance
-from pairwise_rl.eval.io import read_json, write_json
+from pairwise_rl.errors import UserError
+from pairwise_rl.eval.io import atomic_write_text, read_json, write_json
 from pairwise_rl.registry import Registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COMPLETE = "COMPLETE.json"
 NEEDS = "needs.json"  # written when a build starts: what a partial artifact reads, so `stage=cache` spares it
@@ -66,6 +68,21 @@ class StageContext:
         finally:
             self.phases[phase] = round(self.phases.get(phase, 0.0) + time.time() - started, 1)
             log.info("[%s] %s: %.1f s", self.name, phase, time.time() - started)
+
+    def kept(self, phase: str, compute: Callable[[], T]) -> T:
+        """`compute()` once per build, timed as `phase`: its result is saved in the artifact's directory and read
+        back when an interrupted build restarts, so a resumed stage does only the remaining work (a
+        before-training evaluation: 11-16 s a restart). Only for work whose result does not depend on when it runs
+        and that leaves no state behind (evaluations sample from a forked, seeded RNG). Saved as JSON without
+        reordering keys: floats and key order come back exactly, tuples as lists."""
+        path = self.dir / f"{phase.replace(' ', '_')}.json"
+        if distributed.broadcast(path.is_file()):  # every rank takes the same branch (an evaluation may gather)
+            log.info("[%s] %s: read from %s (saved by an interrupted attempt)", self.name, phase, path.name)
+            return json.loads(path.read_text(encoding="utf-8"))["result"]
+        with self.timed(phase):
+            result = compute()
+        atomic_write_text(path, json.dumps({"phase": phase, "result": result}, ensure_ascii=False) + "\n")
+        return result
 
 
 Names = Union[Tuple[str, ...], Callable[[DictConfig], Tuple[str, ...]]]
@@ -110,8 +127,10 @@ def artifact_stage(name: str, needs: Names, keys: Names,
     return decorator
 
 
-class StaleArtifactError(RuntimeError):
+class StaleArtifactError(UserError, RuntimeError):
     """paths.cache_policy=strict met an artifact built by other code."""
+
+    fix = "rebuild it with paths.cache_policy=code, or serve it anyway with paths.cache_policy=config"
 
 
 @dataclass(frozen=True)
@@ -128,8 +147,10 @@ CACHE_POLICIES.register("strict")(CachePolicy(serves_other_code=False, refuse_ot
 
 
 def _spec(name: str) -> ArtifactStage:
-    import pairwise_rl.stages  # noqa: F401 -- importing the stage modules registers them (lazy: they import us)
-
+    # The stage modules register themselves when `pairwise_rl.stages` is imported (the CLI does, and so does any
+    # caller reaching this through a stage); this module never imports them, so there is no import circle.
+    if not ARTIFACT_STAGES.names():
+        raise LookupError(f"no artifact stage is registered (asked for {name!r}): import pairwise_rl.stages first")
     return ARTIFACT_STAGES.get(name)
 
 
@@ -212,8 +233,7 @@ def check_code(cfg: DictConfig, name: str, path: Path) -> None:
     message = (f"[{name}] {path} was built by code {provenance.label(recorded)}, this is code "
                f"{provenance.label(now)}; changed: {', '.join(provenance.differences(recorded, now))}")
     if CACHE_POLICIES.get(policy).refuse_other_code:
-        raise StaleArtifactError(f"paths.cache_policy={policy}: {message}. Rebuild it with paths.cache_policy=code, "
-                                 "or serve it anyway with paths.cache_policy=config")
+        raise StaleArtifactError(f"paths.cache_policy={policy}: {message}")
     if str(path) not in _WARNED:  # a stage's needs are ensured again by every stage after it: say it once
         _WARNED.add(str(path))
         log.warning("%s. Serving it (paths.cache_policy=%s); paths.cache_policy=code would rebuild it", message, policy)

@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import precision, provenance
+from pairwise_rl.checks import one_of
 from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES, requested_world_size
 from pairwise_rl.eval.io import read_jsonl
 from pairwise_rl.modules.optim import forget_autocast_casts
@@ -103,6 +104,15 @@ def flat_config(cfg: DictConfig) -> Dict[str, Any]:
 
     walk({**OmegaConf.to_container(cfg, resolve=True), "built_by": provenance.current()}, "")
     return flat
+
+
+LOGGERS = ("wandb", "csv", "none")  # build_loggers: csv writes logs/version_N always; wandb adds W&B beside it
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+def check_logger_config(cfg: DictConfig) -> None:
+    one_of(cfg, "logger.name", LOGGERS)
+    one_of(cfg, "logger.mode", WANDB_MODES)
 
 
 def wandb_mode(requested: str) -> str:

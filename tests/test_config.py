@@ -115,11 +115,16 @@ def test_wrong_type_fails_at_composition_naming_the_key(tmp_path):
     ("ppo.rollout_logprobs=cache", "ppo.rollout_logprobs"),
     ("ppo.minibatch_size=48", "ppo.minibatch_size"),
     ("stage=deploy", "stage"),
-    ("rm.template='{prompt} {a}'", "rm.template"),
-    ("rm.verdict_tokens=[A,A]", "rm.verdict_tokens"),
-    ("rm.verdict_format=letters", "rm.verdict_format"),
+    (("rm=generative", "rm.template='{prompt} {a}'"), "rm.template"),  # the generative mode checks its keys
+    (("rm=generative", "rm.verdict_tokens=[A,A]"), "rm.verdict_tokens"),
+    (("rm=generative", "rm.verdict_format=letters"), "rm.verdict_format"),
+    (("stage=pipeline", "pipeline.setups=[{name: g, rm: generative, ppo: pairwise}]", "rm.verdict_format=letters"),
+     r"pipeline.setups.0 \(g\): rm.verdict_format"),  # ... wherever a setup uses it
     ("rm.init=pretrained", "rm.init"),
-    ("ppo.best_of_n_by=vote", "ppo.best_of_n_by"),
+    (("ppo.anchor=best_of_n", "ppo.best_of_n_by=vote"), "ppo.best_of_n_by"),  # the anchor checks its keys
+    (("ppo.anchor=best_of_n", "ppo.best_of_n=0"), "ppo.best_of_n"),
+    ("ppo.critic_lr=0", "ppo.critic_lr"),  # gae (the default) learns a critic
+    ("logger.mode=sometimes", "logger.mode"),
     ("model.tiny.num_heads=3", "model.tiny.hidden_size"),
     ("stage=compare", "compare.dir"),
     (("stage=compare", "compare.dir=x", "compare.layout=sideways"), "compare.layout"),
@@ -128,3 +133,39 @@ def test_out_of_range_or_inconsistent_values_fail_validation_naming_the_key(over
     cfg = compose_config(list(override) if isinstance(override, tuple) else [override], tmp_path)
     with pytest.raises(ConfigError, match=f"^{key}:"):
         validate(cfg)
+
+
+def test_each_part_checks_its_own_keys_beside_its_registry_entry(tmp_path):
+    """The selected task, RM mode, reward form, estimator and anchor, the cache and the logger each have a
+    check_config beside their registry entry, called directly here on a composed config (no validate())."""
+    from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
+    from pairwise_rl.cache import check_config as check_cache
+    from pairwise_rl.rewards import RM_MODES
+    from pairwise_rl.rewards.anchors import ANCHORS
+    from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
+    from pairwise_rl.tasks.base import TASKS
+    from pairwise_rl.training import check_logger_config
+
+    hh = ["data=hh_rlhf", "data.path=x.jsonl"]
+    cases = [  # (check, a valid config's overrides, the bad value added, the key named)
+        (TASKS.get("digits").check_config, [], ["data.digits.min_items=9", "data.digits.max_items=3"],
+         "data.digits.min_items"),
+        (TASKS.get("preferences").check_config, hh, ["data.overlong=wrap"], "data.overlong"),
+        (RM_MODES.get("generative").check_config, [], ["rm.verdict_tokens=[A]"], "rm.verdict_tokens"),
+        (RM_MODES.get("gold").check_config, [], hh, "rm.mode"),
+        (PPO_REWARDS.get("group").check_config, ["ppo.samples_per_prompt=2"], ["ppo.samples_per_prompt=1"],
+         "ppo.reward"),
+        (ADVANTAGE_ESTIMATORS.get("rloo").check_config, ["ppo.samples_per_prompt=2"], ["ppo.samples_per_prompt=1"],
+         "ppo.advantage"),
+        (ADVANTAGE_ESTIMATORS.get("gae").check_config, [], ["ppo.lam=2"], "ppo.lam"),
+        (ANCHORS.get("best_of_n").check_config, [], ["ppo.best_of_n=0"], "ppo.best_of_n"),
+        (check_cache, [], ["cache.clean=[all]"], "cache.clean"),
+        (check_logger_config, [], ["logger.name=tensorboard"], "logger.name"),
+    ]
+    for check_part, valid, bad, key in cases:
+        check_part(compose_config(valid, tmp_path))
+        with pytest.raises(ConfigError, match=f"^{key}:"):
+            check_part(compose_config(valid + bad, tmp_path))
+    # a critic-free estimator does not read the critic's keys
+    ADVANTAGE_ESTIMATORS.get("rloo").check_config(compose_config(["ppo.samples_per_prompt=2", "ppo.lam=2"],
+                                                                 tmp_path))

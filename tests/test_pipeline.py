@@ -153,7 +153,7 @@ def test_cache_policy_strict_refuses_an_artifact_of_other_code(make_cfg, package
     package_copy()
     with pytest.raises(StaleArtifactError, match="paths.cache_policy=strict") as error:
         ensure(cfg, "sft")
-    assert str(first) in str(error.value) and "paths.cache_policy=code" in str(error.value)
+    assert str(first) in str(error.value) and "paths.cache_policy=code" in error.value.fix
     assert len(counted_sft) == 1
 
 

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
 import torch
+from omegaconf import DictConfig
 
 from pairwise_rl.algos.ppo import gae, kl_shaped_rewards, masked_whiten
+from pairwise_rl.checks import check, fraction, one_of, positive
 from pairwise_rl.registry import Registry
 
 GRPO_EPS = 1e-4  # TRL GRPOTrainer's constant: (r - mean) / (std + 1e-4)
@@ -48,6 +50,16 @@ class Estimator:
     compute: Callable[[AdvantageInputs], Tuple[torch.Tensor, Optional[torch.Tensor]]]  # -> (advantages, returns)
     needs_critic: bool
     min_group_size: int  # the smallest group the estimator is defined on
+
+    def check_config(self, cfg: DictConfig) -> None:
+        """Its group size, and the critic's keys where it learns one."""
+        n = cfg.ppo.samples_per_prompt
+        check(n >= self.min_group_size, "ppo.advantage", f"{cfg.ppo.advantage} compares the samples of a prompt with "
+              f"each other: it needs ppo.samples_per_prompt >= {self.min_group_size}, got {n}")
+        if self.needs_critic:
+            positive(cfg, "ppo.critic_lr", "ppo.value_clip")
+            one_of(cfg, "ppo.critic_init", ["rm", "sft"])
+            fraction(cfg, "ppo.lam")
 
 
 ADVANTAGE_ESTIMATORS: Registry[Estimator] = Registry("advantage estimator")

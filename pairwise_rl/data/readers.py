@@ -18,15 +18,18 @@ which skips it and counts it by reason. Nothing is dropped without a count.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import json
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from pairwise_rl.data.records import Preference
+from pairwise_rl.errors import DataSourceError, UserError
 from pairwise_rl.registry import Registry
 
 HH_TURN = "\n\nAssistant:"
@@ -35,8 +38,10 @@ DEFAULT_FIELDS = {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"
 BAD_ROW_POLICIES = ("error", "skip")
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A row that cannot be read; the message names the source, the row (1-based) and the field."""
+
+    fix = "correct the row, or set data.on_bad_row=skip to drop bad rows (each skip is counted and logged)"
 
     def __init__(self, source: str, row: int, field_name: Optional[str], problem: str):
         where = f"{source}, row {row}" + (f", field {field_name!r}" if field_name else "")
@@ -71,10 +76,16 @@ class ReadReport:
 
 # ------------------------------------------------------------------------------------------------ raw rows
 def _jsonl_rows(path: Path) -> Iterator[Tuple[int, Any]]:
-    """(line number, parsed row or RowProblem): bytes are decoded strictly so bad encodings are caught per row."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+    """(line number, parsed row or RowProblem): bytes are decoded strictly so bad encodings are caught per row.
+
+    A UTF-8 byte-order mark at the start of the file (Windows tools write one) is not part of the first row. A file
+    that cannot be read as a whole (not gzip though named .gz, truncated, unreadable) is a DataSourceError naming
+    the file and the last row read."""
+    number = 0
+    try:
+        for number, raw in _lines(path):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
             if not raw.strip():
                 continue
             try:
@@ -87,6 +98,18 @@ def _jsonl_rows(path: Path) -> Iterator[Tuple[int, Any]]:
             except json.JSONDecodeError as error:
                 yield number, RowProblem(None, f"malformed JSON ({error.msg} at column {error.colno})",
                                          "malformed_json")
+    except (OSError, EOFError, zlib.error) as error:
+        kind = "gzip " if path.suffix == ".gz" else ""
+        where = f"after row {number}" if number else "before its first row"
+        raise DataSourceError(f"data.path={str(path)!r}: cannot be read as a {kind}file {where} "
+                              f"({type(error).__name__}: {error})").with_fix(
+            "check the file: `gzip -t` for .gz files; re-export or re-download it") from error
+
+
+def _lines(path: Path) -> Iterator[Tuple[int, bytes]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        yield from enumerate(handle, start=1)
 
 
 def _dataset_rows(path_or_id: str, split: str, parquet: bool) -> Iterator[Tuple[int, Any]]:
@@ -97,11 +120,16 @@ def _dataset_rows(path_or_id: str, split: str, parquet: bool) -> Iterator[Tuple[
             table = datasets.load_dataset("parquet", data_files=path_or_id, split="train")
         else:
             table = datasets.load_dataset(path_or_id, split=split)
-    except Exception as error:  # noqa: BLE001 -- offline, unknown id, no such split: one actionable message
-        raise FileNotFoundError(
-            f"data.path={path_or_id!r} is not a local file and could not be loaded from the hub ({error}). "
-            f"Without hub access, download it elsewhere (`huggingface-cli download --repo-type dataset "
-            f"{path_or_id}`), copy the .jsonl/.parquet file here and set data.path=/path/to/that/file.") from error
+    except Exception as error:  # noqa: BLE001 -- corrupt file, offline, unknown id, no such split: one message
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        if parquet:
+            raise DataSourceError(f"data.path={path_or_id!r}: cannot be read as a parquet file ({reason})").with_fix(
+                "check the file (e.g. `python -c \"import pyarrow.parquet as p; p.read_table('FILE')\"`); re-export "
+                "or re-download it") from error
+        raise DataSourceError(f"data.path={path_or_id!r} is not a local file and could not be loaded from the hub "
+                              f"({reason})").with_fix(
+            f"without hub access, download it elsewhere (`huggingface-cli download --repo-type dataset "
+            f"{path_or_id}`), copy the .jsonl/.parquet file here and set data.path=/path/to/that/file") from error
     for number, row in enumerate(table, start=1):
         yield number, row
 
@@ -113,7 +141,9 @@ def raw_rows(path_or_id: str, split: str = "train") -> Iterator[Tuple[int, Any]]
             return _dataset_rows(str(path), split, parquet=True)
         return _jsonl_rows(path)
     if path.suffix in {".jsonl", ".gz", ".json", ".parquet"} or path_or_id.startswith((".", "/")):
-        raise FileNotFoundError(f"data.path={path_or_id!r}: no such file")
+        raise DataSourceError(f"data.path={path_or_id!r}: no such file").with_fix(
+            "give the path of a .jsonl, .jsonl.gz or .parquet file (relative paths start at the directory you run "
+            "from; ${paths.root_dir} is the repository)")
     return _dataset_rows(path_or_id, split, parquet=False)
 
 

@@ -17,6 +17,7 @@ from typing import List, Sequence, Tuple
 
 from transformers import PreTrainedTokenizerBase
 
+from pairwise_rl.checks import ConfigError
 from pairwise_rl.data.records import Preference
 from pairwise_rl.registry import Registry
 
@@ -51,8 +52,8 @@ def verdict_token_ids(tokenizer: PreTrainedTokenizerBase, tokens: Sequence[str])
     for token in tokens:
         encoded = tokenizer(token, add_special_tokens=False)["input_ids"]
         if len(encoded) != 1:
-            raise ValueError(f"rm.verdict_tokens: {token!r} is {len(encoded)} tokens for this tokenizer; "
-                             "each verdict must be exactly one token (try a leading space, e.g. ' A')")
+            raise ConfigError(f"rm.verdict_tokens: {token!r} is {len(encoded)} tokens for this tokenizer; "
+                              "each verdict must be exactly one token (try a leading space, e.g. ' A')")
         ids.append(encoded[0])
     return ids[0], ids[1]
 

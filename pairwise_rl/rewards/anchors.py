@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Sequence
 
 import torch
+from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pairwise_rl.checks import check, one_of, positive
 from pairwise_rl.data.records import Prompt
 from pairwise_rl.models.generation import generate
 from pairwise_rl.registry import Registry
@@ -46,6 +48,11 @@ class AnchorStrategy:
     def __init__(self) -> None:
         self.cache: Dict[str, str] = {}
 
+    @classmethod
+    def check_config(cls, cfg: DictConfig, key: str = "ppo.anchor") -> None:
+        """Reject a config this anchor cannot serve (config.validate calls the selected anchor's; `key` is the
+        key that selected it, e.g. a pipeline setup's anchor)."""
+
     def compute(self, prompts: List[Prompt], ctx: AnchorContext) -> List[str]:
         raise NotImplementedError
 
@@ -74,6 +81,14 @@ def _greedy(model: PreTrainedModel, prompts: List[Prompt], ctx: AnchorContext) -
 
 @ANCHORS.register("reference")
 class ReferenceAnchor(AnchorStrategy):
+    @classmethod
+    def check_config(cls, cfg: DictConfig, key: str = "ppo.anchor") -> None:
+        rl = cfg.data.rl_prompts
+        if cfg.data.task != "digits" and cfg.stage in ("ppo", "pipeline") and rl.path is not None:
+            check(rl.reference is not None, key,
+                  f"ppo.anchor=reference needs a reference response per prompt, but data.rl_prompts.path="
+                  f"{rl.path} is read without one; set data.rl_prompts.reference=<field> or use sft_greedy, "
+                  "policy_greedy or best_of_n")
     def compute(self, prompts: List[Prompt], ctx: AnchorContext) -> List[str]:
         missing = [p.prompt for p in prompts if p.reference is None]
         if missing:
@@ -131,6 +146,10 @@ def best_of_n_selection(name: str, reward_model: RewardModel) -> Selection:
 
 @ANCHORS.register("best_of_n")
 class BestOfNAnchor(AnchorStrategy):
+    @classmethod
+    def check_config(cls, cfg: DictConfig, key: str = "ppo.anchor") -> None:
+        positive(cfg, "ppo.best_of_n")
+        one_of(cfg, "ppo.best_of_n_by", ["auto", *BEST_OF_N_SELECTIONS.names()])
     """The best of n SFT samples per prompt, ranked by ppo.best_of_n_by (score | tournament | auto)."""
 
     cached = True

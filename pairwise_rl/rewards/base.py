@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple, Type
 
 import torch
+from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl.data.records import Preference
@@ -35,6 +36,11 @@ class PairProbabilities:
 class RewardModel(abc.ABC):
     mode: str = ""
     has_score: bool = False
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        """Reject values of the keys this mode reads (config.validate calls it for rm.mode, every pipeline setup's
+        rm and judge.mode); the rm.* training keys every mode shares are checked with the schema."""
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_prompt_tokens: int,
                  max_response_tokens: int, batch_size: int = 256):

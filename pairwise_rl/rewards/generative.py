@@ -9,11 +9,14 @@ from __future__ import annotations
 from typing import Dict, List, Sequence, Tuple
 
 import torch
+from omegaconf import DictConfig
 
 from pairwise_rl.algos.preference import both_orders_probability, verdict_loss, verdict_probability
 from pairwise_rl.data.encoding import left_pad, truncate_texts
 from pairwise_rl.data.records import Preference
-from pairwise_rl.data.templates import render, single_order, swap_augment, verdict_ids_by_verdict
+from pairwise_rl.checks import check, one_of
+from pairwise_rl.data.templates import (VERDICT_FORMATS, render, single_order, swap_augment,
+                                       verdict_ids_by_verdict)
 from pairwise_rl.models.chat import prompt_token_ids
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
 from pairwise_rl.models.heads import last_hidden, lm_head_logits
@@ -23,6 +26,15 @@ from pairwise_rl.rewards.base import RM_MODES, PairProbabilities, RewardModel
 @RM_MODES.register("generative")
 class GenerativeReward(RewardModel):
     mode = "generative"
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        tokens = cfg.rm.verdict_tokens
+        check(len(tokens) == 2 and tokens[0] != tokens[1], "rm.verdict_tokens",
+              "must be two different tokens (for 'A wins' and 'B wins')")
+        for slot in ("{prompt}", "{a}", "{b}"):
+            check(slot in cfg.rm.template, "rm.template", f"must contain the slot {slot}")
+        one_of(cfg, "rm.verdict_format", VERDICT_FORMATS.names())
 
     def __init__(self, *args, template: str, verdict_tokens: Sequence[str], swap_augment: bool = True,
                  verdict_format: str = "ab", **kwargs):

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Dict, Sequence
 
 import torch
+from omegaconf import DictConfig
 
+from pairwise_rl.checks import check
 from pairwise_rl.eval.io import atomic_write_text
 from pairwise_rl.rewards.base import RM_MODES, SPEC_FILE, PairProbabilities, RewardModel
 from pairwise_rl.tasks.digits_task import DigitsGold
@@ -22,6 +24,10 @@ from pairwise_rl.tasks.digits_task import DigitsGold
 class GoldReward(RewardModel):
     mode = "gold"
     has_score = True
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        check(cfg.data.task == "digits", "rm.mode", "the gold judge exists only for the digits task")
 
     def __init__(self, tau: Dict[str, float], max_prompt_tokens: int = 0, max_response_tokens: int = 0,
                  batch_size: int = 256):

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
+from omegaconf import DictConfig
 
 from pairwise_rl.algos.preference import log_odds
+from pairwise_rl.checks import check
 from pairwise_rl.registry import Registry
 from pairwise_rl.rewards.base import RewardModel
 
@@ -38,6 +40,16 @@ class RewardSpec:
     min_group_size: int
     # (rm, prompts, responses, anchors, center, group_size) -> SequenceReward; rows come in contiguous groups
     reward: Callable[..., SequenceReward]
+
+    def check_config(self, cfg: DictConfig) -> None:
+        """A group form compares a prompt's samples with each other: it needs groups, in training and evaluation."""
+        n = cfg.ppo.samples_per_prompt
+        check(n >= self.min_group_size, "ppo.reward", f"{cfg.ppo.reward} compares the samples of a prompt with each "
+              f"other: it needs ppo.samples_per_prompt >= {self.min_group_size}, got {n}")
+        if self.min_group_size > 1:
+            check(cfg.eval.batch_size % cfg.eval.samples_per_prompt == 0, "eval.batch_size",
+                  f"ppo.reward={cfg.ppo.reward} judges each held-out prompt's eval.samples_per_prompt samples as one "
+                  f"group: eval.batch_size ({cfg.eval.batch_size}) must be a multiple of it")
 
 
 PPO_REWARDS: Registry[RewardSpec] = Registry("ppo reward")

@@ -1,14 +1,10 @@
-"""`stage=` commands. Artifact stages (sft, pairs, rm, ppo) run through the pipeline cache; the rest compose them."""
+"""`stage=` commands. Artifact stages (sft, pairs, rm, ppo) run through the pipeline cache; the rest compose them.
 
-from __future__ import annotations
+Importing this package registers every stage (in `stages.registry.STAGES`, and the artifact stages in
+`pipeline.ARTIFACT_STAGES`).
+"""
 
-from typing import Callable
+from pairwise_rl.stages import cache, compare, evaluate, fetch_model, pairs, pipeline, ppo, rm, rm_eval, sft  # noqa: F401
+from pairwise_rl.stages.registry import STAGES
 
-from omegaconf import DictConfig
-
-from pairwise_rl.registry import Registry
-
-STAGES: Registry[Callable[[DictConfig], object]] = Registry("stage")
-
-# Importing the stage modules registers them.
-from pairwise_rl.stages import cache, compare, evaluate, fetch_model, pairs, pipeline, ppo, rm, rm_eval, sft  # noqa: E402,F401
+__all__ = ["STAGES"]

@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from pairwise_rl import cache, provenance
 from pairwise_rl.eval.io import write_json
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def record(entry: cache.Entry) -> Dict[str, object]:
 
 @STAGES.register("cache")
 def cache_command(cfg: DictConfig) -> Dict[str, List[dict]]:
+    """List the artifact cache (size, age, code version, what needs what); cache.clean=[...] removes by rule."""
     cache_dir = Path(cfg.paths.cache_dir)
     entries = cache.scan(cache_dir)
     now = time.time()

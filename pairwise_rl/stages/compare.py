@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Tuple
 from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import provenance
+from pairwise_rl.errors import DataSourceError, UserError
 from pairwise_rl.eval.aggregate import matched_offsets, mean_ci
 from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import atomic_write_text, read_json
@@ -36,14 +37,17 @@ from pairwise_rl.eval.plots import (plot_gold_vs_kl, plot_gold_vs_rm_accuracy, p
                                     plot_reliability_by_group, plot_scaling)
 from pairwise_rl.eval.report import orient, print_table, setups_as_rows
 from pairwise_rl.eval.runs import by_seed
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.rm import GROUP_RELIABILITY
 
 log = logging.getLogger(__name__)
 
 
-class MixedCodeError(ValueError):
+class MixedCodeError(UserError, ValueError):
     """The runs of a comparison were built by different code."""
+
+    fix = ("rerun the stale runs with paths.cache_policy=code, or set compare.allow_mixed_code=true to compare them "
+           "anyway (the table then names the versions)")
 
 
 def load_results(directory: Path) -> List[dict]:
@@ -51,7 +55,8 @@ def load_results(directory: Path) -> List[dict]:
     setup swept over other keys split by them), each with `source`: the file(s) it was read from."""
     results = [{**read_json(path), "source": str(path)} for path in sorted(Path(directory).glob("**/result.json"))]
     if not results:
-        raise FileNotFoundError(f"compare.dir={directory}: no result.json below it (run stage=pipeline first)")
+        raise DataSourceError(f"compare.dir={directory}: no result.json below it").with_fix(
+            "point compare.dir at a multirun directory of stage=pipeline runs (pairwise-rl -m ... seed=0,1,2)")
     return by_seed(results)
 
 
@@ -76,9 +81,7 @@ def check_code_versions(results: List[dict], allow_mixed: bool) -> Dict[str, Lis
     if len(by_version) > 1 and not allow_mixed:
         detail = "; ".join(f"code {version}: {len(where)} artifacts, e.g. {where[0]}"
                            for version, where in sorted(by_version.items()))
-        raise MixedCodeError(f"compare.dir: these runs were built by {len(by_version)} code versions ({detail}). "
-                             "Rerun the stale ones with paths.cache_policy=code, or set "
-                             "compare.allow_mixed_code=true to compare them anyway (the table then names the versions)")
+        raise MixedCodeError(f"compare.dir: these runs were built by {len(by_version)} code versions ({detail})")
     return {setup: sorted(versions) for setup, versions in per_setup.items()}
 
 
@@ -378,6 +381,7 @@ def write_plots(results: List[dict], directory: Path) -> List[Path]:
 
 @STAGES.register("compare")
 def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
+    """Read a multirun directory's results: tables with 95% intervals, paired differences, plots."""
     directory = Path(cfg.compare.dir)
     results = load_results(directory)
     versions = check_code_versions(results, cfg.compare.allow_mixed_code)

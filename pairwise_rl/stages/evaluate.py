@@ -19,7 +19,7 @@ from pairwise_rl.eval.io import read_jsonl, write_jsonl
 from pairwise_rl.eval.judge import judge_kind, judge_responses, load_judge, summarise
 from pairwise_rl.eval.report import print_table
 from pairwise_rl.pipeline import StageContext, artifact_stage
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import HF_DIR, run_artifact_stage, run_name, with_values
 from pairwise_rl.stages.rm import build_rm
 from pairwise_rl.training import build_trainer, finish_loggers
@@ -95,9 +95,11 @@ def build_evaluate(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
 @STAGES.register("judge")
 def judge_command(cfg: DictConfig):
+    """Train the independent evaluation judge (gold_rm) on the pairs the proxy RMs never see."""
     return run_artifact_stage(cfg, "judge")
 
 
 @STAGES.register("evaluate")
 def evaluate_command(cfg: DictConfig):
+    """Score a policy's held-out samples with the evaluation judge (gold on digits)."""
     return run_artifact_stage(cfg, "evaluate")

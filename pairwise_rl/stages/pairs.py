@@ -21,7 +21,7 @@ from pairwise_rl.eval.io import read_jsonl, write_jsonl
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.precision import frozen_dtype
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import HF_DIR, run_artifact_stage
 from pairwise_rl.tasks.base import load_task
 
@@ -89,4 +89,5 @@ def build_pairs(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
 @STAGES.register("pairs")
 def pairs_command(cfg: DictConfig):
+    """Build the RM's preference pairs: read a dataset, or sample from the SFT policy and label by the oracle."""
     return run_artifact_stage(cfg, "pairs")

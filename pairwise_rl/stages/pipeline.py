@@ -20,7 +20,7 @@ from pairwise_rl.eval.judge import judge_kind
 from pairwise_rl.eval.report import orient, print_table
 from pairwise_rl.pipeline import COMPLETE, built_by, ensure, stage_metrics
 from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, ppo_label
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import with_values
 from pairwise_rl.stages.compare import write_plots
 
@@ -90,6 +90,7 @@ def sft_row(metrics: Dict[str, Dict[str, float]]) -> Dict[str, float]:
 
 @STAGES.register("pipeline")
 def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
+    """Run every pipeline.setups entry end to end (SFT, pairs, RM, PPO, evaluate) and tabulate them."""
     results: Dict[str, Dict[str, float]] = {}
     paths: Dict[str, Dict[str, str]] = {}
     first_metrics: Dict[str, Dict[str, float]] = {}

@@ -21,7 +21,7 @@ from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.precision import frozen_dtype
 from pairwise_rl.rewards import load_reward_model
 from pairwise_rl.rewards.ppo_reward import ppo_label
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import HF_DIR, export_hf, run_artifact_stage, run_name
 from pairwise_rl.tasks.base import Task, load_task
 from pairwise_rl.training import build_trainer, finish_loggers, fit
@@ -90,10 +90,9 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                        cfg.seed, samples_dir=ctx.dir / "val_samples",
                        sampler=None if sampling_dtype is None else SamplingCopy(sampling_dtype))
 
-    with ctx.timed("evaluate sft"):
-        before, before_rows = module.evaluate(test_prompts, tag="sft", greedy=cfg.eval.greedy,
-                                              samples_per_prompt=cfg.eval.samples_per_prompt,
-                                              batch_size=cfg.eval.batch_size)
+    before, before_rows = ctx.kept("evaluate sft", lambda: module.evaluate(
+        test_prompts, tag="sft", greedy=cfg.eval.greedy, samples_per_prompt=cfg.eval.samples_per_prompt,
+        batch_size=cfg.eval.batch_size))
     trainer = build_trainer(cfg, ctx.dir, stage="ppo", run_name=run_name(cfg, ctx), val_every=cfg.ppo.val_every,
                             checkpoint_every=cfg.ppo.checkpoint_every, log_every_n_steps=1)
     with ctx.timed("train"):
@@ -132,4 +131,5 @@ def side_by_side(sft_rows: List[dict], ppo_rows: List[dict]) -> List[dict]:
 
 @STAGES.register("ppo")
 def ppo_command(cfg: DictConfig):
+    """PPO on the chosen reward (ppo=standard: the RM's scalar; ppo=pairwise: P(beats the anchor))."""
     return run_artifact_stage(cfg, "ppo")

@@ -24,7 +24,7 @@ from pairwise_rl.modules.reward_model import RewardModelModule
 from pairwise_rl.pipeline import StageContext, artifact_stage, ensure, stage_metrics
 from pairwise_rl.registry import Registry
 from pairwise_rl.rewards import RM_MODES
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import HF_DIR, run_artifact_stage, run_name, with_values
 from pairwise_rl.stages.pairs import read_pairs, uses_sft_policy
 from pairwise_rl.tasks.base import load_task
@@ -75,8 +75,8 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     if judge.model is not None:
         apply_lora(judge.model, cfg.model.lora)
         judge.model.to(compute_device(cfg.trainer))  # evaluation before fit runs where training will
-    with ctx.timed("evaluate before training"):
-        before = judge_pairs(judge, test, cfg.rm.ece_bins).metrics  # the SFT model before training: chance level
+    # the SFT model before training: chance level
+    before = ctx.kept("evaluate before training", lambda: judge_pairs(judge, test, cfg.rm.ece_bins).metrics)
 
     trainer = None
     if judge.model is not None:  # the gold judge has nothing to train
@@ -114,14 +114,20 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
 @STAGES.register("rm")
 def rm_command(cfg: DictConfig):
+    """Train a reward model (rm=bt: Bradley-Terry scalar; rm=generative: pairwise verdict-token judge)."""
     return run_artifact_stage(cfg, "rm")
+
+
+COMPARED_MODES = ("bt", "generative")
 
 
 @STAGES.register("rm_compare")
 def rm_compare_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     """Both RM modes from the same SFT policy and the same pairs; one table, one reliability plot."""
     results, diagrams = {}, {}
-    for mode in ("bt", "generative"):
+    for mode in COMPARED_MODES:  # each mode checks its own keys, as validate() does for rm.mode
+        RM_MODES.get(mode).check_config(with_values(cfg, {"rm.mode": mode}))
+    for mode in COMPARED_MODES:
         out = ensure(with_values(cfg, {"rm.mode": mode}), "rm")
         results[mode] = stage_metrics(out)
         diagrams[mode] = Reliability(**read_json(out / "reliability.json"))

@@ -27,7 +27,7 @@ from pairwise_rl.eval.plots import plot_reliability
 from pairwise_rl.eval.preference import judge_pairs, orient_pairs, write_judged_pairs
 from pairwise_rl.eval.report import print_table
 from pairwise_rl.precision import autocast
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.rm import TABLE_METRICS
 from pairwise_rl.tasks.preferences import read_dataset
 
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 @STAGES.register("rm_eval")
 def rm_eval_command(cfg: DictConfig) -> Dict[str, float]:
+    """Evaluate a trained RM (rm.path=...) on a preference file: accuracy, NLL, ECE, position consistency."""
     d = cfg.data
     judge = load_rm(cfg.rm.path, cfg.rm.mode, cfg)
     if judge.model is not None:

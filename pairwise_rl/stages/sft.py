@@ -19,7 +19,7 @@ from pairwise_rl.models.lora import apply_lora, trainable_fraction
 from pairwise_rl.models.sampling import sampling_model
 from pairwise_rl.modules.sft import SFTModule
 from pairwise_rl.pipeline import StageContext, artifact_stage, keys_except
-from pairwise_rl.stages import STAGES
+from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import export_hf, run_artifact_stage, run_name
 from pairwise_rl.tasks.base import Task, load_task
 from pairwise_rl.training import build_trainer, finish_loggers, fit
@@ -54,8 +54,7 @@ def build_sft(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     apply_lora(model, cfg.model.lora)
     demos = task.sft_demos()
     # The untrained model's score is the floor SFT must clear; it is deterministic from the seed.
-    with ctx.timed("evaluate untrained"):
-        before = evaluate("untrained")
+    before = ctx.kept("evaluate untrained", lambda: evaluate("untrained"))
     module = SFTModule(model, tokenizer, demos, task.val_prompts(), task, cfg, cfg.seed)
     trainer = build_trainer(cfg, ctx.dir, stage="sft", run_name=run_name(cfg, ctx), val_every=cfg.sft.val_every,
                             checkpoint_every=cfg.sft.checkpoint_every,
@@ -103,4 +102,5 @@ def _demo_gold(task: Task, demos: List[Prompt]) -> Dict[str, float]:
 
 @STAGES.register("sft")
 def sft_command(cfg: DictConfig):
+    """Supervised fine-tuning on the task's demonstrations (the starting policy)."""
     return run_artifact_stage(cfg, "sft")

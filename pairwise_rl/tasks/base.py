@@ -39,6 +39,10 @@ class GoldJudge(abc.ABC):
 
 class Task(abc.ABC):
     name: str = ""
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        """Reject out-of-range values of the keys this task reads (config.validate calls the selected task's)."""
     gold: Optional[GoldJudge] = None
 
     # ------------------------------------------------------------------------------------------------ roles
@@ -98,19 +102,12 @@ class Task(abc.ABC):
 TASKS: Registry[Callable[[DictConfig], Task]] = Registry("task")
 
 
-def _register_tasks() -> None:
-    import pairwise_rl.tasks.digits_task  # noqa: F401 -- importing the task modules registers them
-    import pairwise_rl.tasks.preferences  # noqa: F401
-
-
 def task_names() -> List[str]:
-    _register_tasks()
     return TASKS.names()
 
 
 def load_task(cfg: DictConfig) -> Task:
     """The task `data.task` names, built from the composed config."""
-    _register_tasks()
     return TASKS.get(cfg.data.task)(cfg)
 
 

@@ -8,10 +8,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from omegaconf import DictConfig
 
+from pairwise_rl.checks import check, fraction, positive
 from pairwise_rl.data.records import Preference, Prompt
 from pairwise_rl.tasks.base import TASKS, GoldJudge, Task
 from pairwise_rl.tasks.demonstrations import demonstrations
-from pairwise_rl.tasks.digits import gold_score, kind_of, sample_problems
+from pairwise_rl.tasks.digits import KINDS, gold_score, kind_of, sample_problems
 from pairwise_rl.tasks.oracle import label_pair, preference_probability
 
 HELD_OUT_SEED = 0  # val/test prompts do not depend on the run seed: every seed is judged on the same prompts
@@ -35,6 +36,20 @@ class DigitsTask(Task):
     def __init__(self, cfg: DictConfig):
         self.cfg, self.digits = cfg, cfg.data.digits
         self.gold = DigitsGold(dict(self.digits.tau))
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        digits = cfg.data.digits
+        check(len(digits.kinds) > 0, "data.digits.kinds", "must name at least one kind")
+        for kind in digits.kinds:
+            check(kind in KINDS, "data.digits.kinds", f"unknown kind {kind!r}; choose from {list(KINDS)}")
+            check(kind in digits.tau, "data.digits.tau", f"no tau for kind {kind!r}")
+        for kind, tau in digits.tau.items():
+            check(tau > 0, f"data.digits.tau.{kind}", f"must be > 0, got {tau}")
+        check(1 <= digits.min_items <= digits.max_items, "data.digits.min_items",
+              f"must satisfy 1 <= min_items <= max_items, got {digits.min_items}, {digits.max_items}")
+        fraction(cfg, "data.digits.corruption_rate")
+        positive(cfg, "data.digits.num_train_prompts", "data.digits.num_val_prompts")
 
     def prompt_records(self, split: str, n: int) -> List[Prompt]:
         """n prompts of a split with their (imperfect) demonstration as reference."""

@@ -20,8 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl.data.encoding import truncate_text
 from pairwise_rl.data.prompts import read_prompts
-from pairwise_rl.data.readers import (ReadReport, apply_length_policy, read_preferences, split_by_prompt,
-                                     split_of_prompt, unit_hash)
+from pairwise_rl.checks import check, fraction, one_of, positive
+from pairwise_rl.data.readers import (PREFERENCE_FORMATS, PREFERENCE_LABELS, ReadReport, apply_length_policy,
+                                     read_preferences, split_by_prompt, split_of_prompt, unit_hash)
 from pairwise_rl.data.records import Preference, Prompt
 from pairwise_rl.tasks.base import TASKS, Task, first_per_prompt
 
@@ -53,6 +54,27 @@ class PreferenceTask(Task):
         self._report: Optional[ReadReport] = None
         self._rl_report: Optional[ReadReport] = None
         self._tokenizer = None
+
+    @classmethod
+    def check_config(cls, cfg: DictConfig) -> None:
+        one_of(cfg, "data.source", PREFERENCE_FORMATS.names())
+        check(cfg.data.path is not None, "data.path", f"data.source={cfg.data.source} needs a hub id or a file path")
+        one_of(cfg, "data.on_bad_row", ["error", "skip"])
+        one_of(cfg, "data.overlong", ["truncate", "skip", "error"])
+        fraction(cfg, "data.val_fraction")
+        fraction(cfg, "data.test_fraction")
+        check(cfg.data.val_fraction + cfg.data.test_fraction < 1, "data.test_fraction",
+              "val_fraction + test_fraction must leave rows for training")
+        check(cfg.data.val_fraction > 0 and cfg.data.test_fraction > 0, "data.test_fraction",
+              "val_fraction and test_fraction must both be > 0: RL validates and evaluates on held-out prompts")
+        positive(cfg, "data.num_val_prompts")
+        check(0 <= cfg.data.judge_fraction < 1, "data.judge_fraction",
+              f"must be in [0, 1), got {cfg.data.judge_fraction}")
+        if cfg.data.source == "jsonl":
+            f = cfg.data.fields
+            check(bool(f.preference) == bool(f.response_a and f.response_b), "data.fields",
+                  "give chosen + rejected, or response_a + response_b + preference")
+            one_of(cfg, "data.fields.preference_format", PREFERENCE_LABELS.names())
 
     # ---------------------------------------------------------------------------------------------- reading
     @property

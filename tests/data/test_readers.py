@@ -1,5 +1,6 @@
 """Each preference format parses real-shaped rows; bad rows are named (file, row, field) or skipped and counted."""
 
+import codecs
 import gzip
 import json
 
@@ -8,6 +9,7 @@ import pytest
 from pairwise_rl.data.readers import (DataError, ReadReport, apply_length_policy, read_preferences,
                                       split_by_prompt, split_hh_transcripts)
 from pairwise_rl.data.records import Preference
+from pairwise_rl.errors import DataSourceError
 
 HH_ROW = {
     "chosen": "\n\nHuman: What is 2+2?\n\nAssistant: Let me think.\n\nHuman: ok\n\nAssistant: It is 4.",
@@ -97,10 +99,42 @@ def test_hh_row_without_a_shared_turn_is_named(tmp_path):
 def test_missing_file_and_unreachable_hub_dataset_say_how_to_use_a_local_file(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(DataSourceError, match="no such file"):
         read_preferences(str(tmp_path / "nope.jsonl"), "jsonl")
-    with pytest.raises(FileNotFoundError, match="data.path=/path/to/that/file"):
+    with pytest.raises(DataSourceError, match="not a local file and could not be loaded") as caught:
         read_preferences("some-org/not-cached-anywhere", "hh_rlhf")
+    assert "data.path=/path/to/that/file" in caught.value.fix
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_row(tmp_path):
+    plain = write_jsonl(tmp_path / "plain.jsonl", [HH_ROW, HH_ROW])
+    marked = tmp_path / "bom.jsonl"
+    marked.write_bytes(codecs.BOM_UTF8 + plain.read_bytes())
+    gz = tmp_path / "bom.jsonl.gz"
+    gz.write_bytes(gzip.compress(marked.read_bytes()))
+    expected, _, _ = read_preferences(str(plain), "hh_rlhf")
+    for path in (marked, gz):
+        records, rows, _ = read_preferences(str(path), "hh_rlhf")
+        assert records == expected and len(records) == 2
+
+
+def test_a_file_that_is_not_gzip_or_is_cut_short_is_named(tmp_path):
+    fake = tmp_path / "pairs.jsonl.gz"
+    fake.write_text(json.dumps(HH_ROW) + "\n")  # plain text under a .gz name
+    with pytest.raises(DataSourceError, match=r"pairs.jsonl.gz.*cannot be read as a gzip file before its first row"):
+        read_preferences(str(fake), "hh_rlhf")
+    whole = gzip.compress(("\n".join(json.dumps(HH_ROW) for _ in range(200)) + "\n").encode())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataSourceError, match=r"cut.jsonl.gz.*cannot be read as a gzip file after row \d+ \(EOFError"):
+        read_preferences(str(cut), "hh_rlhf")
+
+
+def test_a_corrupt_parquet_file_is_named(tmp_path):
+    bad = tmp_path / "pairs.parquet"
+    bad.write_bytes(b"PAR1 this is not a parquet file")
+    with pytest.raises(DataSourceError, match=r"pairs.parquet.*cannot be read as a parquet file"):
+        read_preferences(str(bad), "hh_rlhf")
 
 
 def test_parquet_files_read_through_datasets(tmp_path):

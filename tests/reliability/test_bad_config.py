@@ -32,7 +32,7 @@ def no_model_loads(monkeypatch):
     (["data.digits.tau.sort=-0.1"], "data.digits.tau.sort"),
     (["ppo.minibatch_size=48"], "ppo.minibatch_size"),
     (["ppo.anchor=best_of_three"], "ppo.anchor"),
-    (["rm.template=no slots here"], "rm.template"),
+    (["rm=generative", "rm.template=no slots here"], "rm.template"),
     (["trainer.on_nonfinite=ignore"], "trainer.on_nonfinite"),
     (["data.max_prompt_tokens=480", "rm=generative"], "model.tiny.max_position_embeddings"),
     (["stage=ppo", "data=hh_rlhf", "ppo.anchor=reference", "data.rl_prompts.path=p.jsonl"], "ppo.anchor"),

@@ -5,6 +5,7 @@ import pytest
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from pairwise_rl.cli import run
+from pairwise_rl.errors import DataSourceError
 from pairwise_rl.pipeline import COMPLETE
 from pairwise_rl.training import ResilientWandbLogger, build_loggers
 
@@ -44,12 +45,14 @@ def test_resilient_logger_swallows_every_call_after_a_failure(tmp_path, monkeypa
 
 def test_missing_hub_model_fails_fast_with_a_local_path_hint(make_cfg, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(OSError, match="set model.name_or_path=/path/to/that/dir"):
+    with pytest.raises(OSError, match="no-such-org/no-such-model") as caught:
         run(make_cfg("stage=sft", "model.name_or_path=no-such-org/no-such-model"))
+    assert "set model.name_or_path=/path/to/that/dir" in caught.value.fix
 
 
 def test_missing_hub_dataset_fails_fast_with_a_local_path_hint(make_cfg, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="set data.path=/path/to/that/file"):
+    with pytest.raises(DataSourceError, match="no-such-org/no-such-dataset") as caught:
         run(make_cfg("stage=rm", "data=hh_rlhf", "data.path=no-such-org/no-such-dataset", "debug=fast"))
+    assert "set data.path=/path/to/that/file" in caught.value.fix

@@ -14,7 +14,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from pairwise_rl.cli import run
-from pairwise_rl.pipeline import COMPLETE, artifact_dir, is_complete, stage_metrics
+from pairwise_rl.pipeline import COMPLETE, StageContext, artifact_dir, is_complete, stage_metrics
 from pairwise_rl.training import AtomicCheckpointIO, latest_checkpoint
 from tests.conftest import ROOT
 
@@ -122,3 +122,42 @@ def test_a_crashed_stage_leaves_no_complete_marker_and_is_resumed(make_debug_cfg
     assert not (stage_dir / COMPLETE).exists() and latest_checkpoint(stage_dir).endswith("step-000012.ckpt")
     out = run(cfg)  # resumes at step 12: no training left, only the evaluation
     assert out == stage_dir and (out / COMPLETE).exists()
+    assert len(calls) == 3  # the before-training evaluation was read back, not run again
+
+
+@pytest.mark.parametrize("stage,overrides,evaluations", [
+    ("ppo", ("stage=ppo", "rm=bt", "ppo.iterations=4", "ppo.checkpoint_every=2"), "evaluate_sft.json"),
+    ("sft", ("stage=sft", "sft.max_steps=20", "sft.checkpoint_every=10"), "evaluate_untrained.json"),
+])
+def test_a_resumed_stage_reuses_its_before_training_evaluation_and_ends_the_same(stage, overrides, evaluations,
+                                                                               make_debug_cfg, monkeypatch, tmp_path):
+    """Resume does only the remaining work: the evaluation before training is saved in the stage's directory on
+    the first attempt and read back by the next, with the same final numbers as an uninterrupted build."""
+    from pairwise_rl.stages import ppo as ppo_stage
+    from pairwise_rl.stages import sft as sft_stage
+
+    module = {"ppo": ppo_stage, "sft": sft_stage}[stage]
+    cfg = make_debug_cfg(*overrides)
+    uninterrupted = run(cfg)
+    expected = stage_metrics(uninterrupted)
+    shutil.move(str(uninterrupted), tmp_path / "reference")  # the next run builds the same artifact again
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut")  # dies after the evaluation before training, as a SIGKILL would
+
+    monkeypatch.setattr(module, "fit", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(cfg)
+    stage_dir = artifact_dir(cfg, stage)
+    saved = stage_dir / evaluations
+    assert saved.is_file() and not (stage_dir / COMPLETE).exists()
+    saved_at = saved.stat().st_mtime_ns
+
+    monkeypatch.undo()
+    timed = []
+    real_timed = StageContext.timed
+    monkeypatch.setattr(StageContext, "timed", lambda self, phase: (timed.append(phase), real_timed(self, phase))[1])
+    assert run(cfg) == stage_dir
+    assert stage_metrics(stage_dir) == expected
+    assert saved.stat().st_mtime_ns == saved_at  # read back, not rewritten
+    assert "train" in timed and not any(phase.startswith("evaluate ") for phase in timed)

@@ -60,7 +60,7 @@ def test_compare_refuses_runs_built_by_different_code_unless_allowed(make_debug_
 
     with pytest.raises(MixedCodeError, match="2 code versions") as error:
         run(make_debug_cfg("stage=compare", f"compare.dir={sweep}"))
-    assert str(stale) in str(error.value) and "compare.allow_mixed_code=true" in str(error.value)
+    assert str(stale) in str(error.value) and "compare.allow_mixed_code=true" in error.value.fix
 
     summary = run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.allow_mixed_code=true"))
     assert summary["pairwise_rl"]["gold (sampled)"]["n"] == 2
