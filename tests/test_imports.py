@@ -72,3 +72,33 @@ def test_the_package_has_no_import_circles():
     graph = import_graph()
     assert "pairwise_rl.pipeline" in graph["pairwise_rl.stages.rm"]  # the graph is read (not vacuously empty)
     assert cycles(graph) == []
+
+
+IMPORT_EACH = """
+import importlib, os, sys
+import lightning, omegaconf, torch, transformers  # third-party imports once; each child imports one module fresh
+failed = []
+for name in sys.argv[1:]:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            importlib.import_module(name)
+            os._exit(0)
+        except BaseException as error:
+            print(f"{name}: {error!r}", flush=True)
+            os._exit(1)
+    if os.waitpid(pid, 0)[1] != 0:
+        failed.append(name)
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    """A circle through a package's __init__ (importing a.b runs a/__init__, which may import back into the module
+    being loaded) shows only when that module is the first one imported; so each is imported first, once."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", IMPORT_EACH, *sorted(module_names())], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]

@@ -27,6 +27,9 @@ def brier(probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float(((probs.double() - labels.double()) ** 2).mean())
 
 
+GROUP_RELIABILITY = "reliability_by_group.json"  # an RM artifact's {group: Reliability}: what stage=compare pools
+
+
 @dataclass
 class Reliability:
     """Per-bin statistics behind ECE and the reliability diagram (empty bins have count 0)."""

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import provenance
+from pairwise_rl.comparison.figures import write_plots
 from pairwise_rl.eval.io import read_json, write_json
 from pairwise_rl.eval.judge import judge_kind
 from pairwise_rl.eval.report import orient, print_table
@@ -22,7 +23,6 @@ from pairwise_rl.pipeline import COMPLETE, built_by, ensure, stage_metrics
 from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, ppo_label
 from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import with_values
-from pairwise_rl.stages.compare import write_plots
 
 log = logging.getLogger(__name__)
 

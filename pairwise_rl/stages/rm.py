@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import read_json, write_json
-from pairwise_rl.eval.metrics import Reliability
+from pairwise_rl.eval.metrics import GROUP_RELIABILITY, Reliability
 from pairwise_rl.eval.plots import plot_reliability
 from pairwise_rl.eval.preference import judge_pairs, judged_by_group, orient_pairs, write_judged_pairs
 from pairwise_rl.eval.report import print_table, transpose
@@ -33,7 +33,6 @@ from pairwise_rl.training import build_trainer, finish_loggers, fit
 log = logging.getLogger(__name__)
 
 RM_KEYS = ("seed", "model", "rm", "generation")
-GROUP_RELIABILITY = "reliability_by_group.json"  # {group: Reliability}: the per-kind diagrams stage=compare pools
 TABLE_METRICS = ("accuracy", "annotator_accuracy", "gold_accuracy", "nll", "brier", "ece", "oracle_prob_mae",
                  "position_consistency", "accuracy_first_order", "accuracy_second_order")
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from pairwise_rl.stages.compare import load_results, summarise
+from pairwise_rl.comparison.load import load_results
+from pairwise_rl.comparison.stats import summarise
 
 
 def write_job(directory, seed, rows, overrides=None):

@@ -9,8 +9,9 @@ from omegaconf import open_dict
 from pairwise_rl import provenance
 from pairwise_rl.cli import run
 from pairwise_rl.config import ConfigError, validate
-from pairwise_rl.stages.compare import (MixedCodeError, fit_note, gold_against_rm_accuracy, load_results,
-                                       reliability_by_group, rm_accuracy_fit, scaling_curves)
+from pairwise_rl.comparison.figures import reliability_by_group, scaling_curves
+from pairwise_rl.comparison.fits import fit_note, gold_against_rm_accuracy, rm_accuracy_fit
+from pairwise_rl.comparison.load import MixedCodeError, load_results
 
 
 def two_seed_sweep(make_debug_cfg, tmp_path):
@@ -93,9 +94,9 @@ def test_compare_orders_selects_and_pairs_by_seed(make_debug_cfg, tmp_path):
         assert float(row["half_width"]) == pytest.approx(12.706 * abs(diffs[0] - diffs[1]) / 2)
     assert "Paired difference, setup − traditional" in (sweep / "compare.md").read_text()
 
-    with pytest.raises(KeyError, match="compare.metrics"):
+    with pytest.raises(ConfigError, match="compare.metrics"):
         run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.metrics=['gold (samples)']"))
-    with pytest.raises(KeyError, match="compare.baseline='bt'"):
+    with pytest.raises(ConfigError, match="compare.baseline='bt'"):
         run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.baseline=bt"))
 
 
@@ -157,7 +158,7 @@ def test_compare_pairs_contrasts_chosen_setups_within_each_seed(make_debug_cfg, 
     table = (sweep / "compare.md").read_text()
     assert "Paired difference, setup − baseline" in table and "pairwise_rl − traditional" in table
 
-    with pytest.raises(KeyError, match="compare.pairs: no run has the setup 'bt'"):
+    with pytest.raises(ConfigError, match="compare.pairs: no run has the setup 'bt'"):
         run(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.pairs=[[bt,traditional]]"))
     with pytest.raises(ConfigError, match="^compare.pairs:"):
         validate(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.baseline=traditional",

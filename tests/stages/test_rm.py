@@ -9,7 +9,7 @@ from pairwise_rl.pipeline import COMPLETE, stage_metrics
 from pairwise_rl.rewards import load_reward_model
 from pairwise_rl.models.factory import init_policy, load_causal_lm
 from pairwise_rl.stages.common import HF_DIR
-from pairwise_rl.stages.rm import GROUP_RELIABILITY
+from pairwise_rl.eval.metrics import GROUP_RELIABILITY
 
 
 @pytest.mark.parametrize("mode", ["bt", "generative"])

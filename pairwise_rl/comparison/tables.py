@@ -1,0 +1,91 @@
+"""compare.md and compare.csv: the summary and paired tables, laid out by compare.layout."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from pairwise_rl.comparison.load import all_versions
+from pairwise_rl.comparison.stats import Contrast
+from pairwise_rl.eval.io import atomic_write_text
+from pairwise_rl.eval.report import orient, setups_as_rows
+
+
+def _cell(stat: dict) -> str:
+    if stat["half_width"] == 0 and float(stat["mean"]).is_integer():
+        return f"{stat['mean']:.0f}"  # a count that every seed shares (judge rows per iteration)
+    if stat["n"] < 2:
+        return f"{stat['mean']:.3f}"
+    return f"{stat['mean']:.3f} ± {stat['half_width']:.3f}"
+
+
+def code_row(versions: Dict[str, List[str]], setups: List[str]) -> Dict[str, str]:
+    """The 'code version' row of a table: one version per setup, or all of them ('MIXED: a + b')."""
+    cells = {}
+    for setup in setups:
+        # The start row reads several setups' artifacts: it carries every version in the table.
+        found = versions.get(setup) or all_versions(versions)
+        cells[setup] = found[0] if len(found) == 1 else "MIXED: " + " + ".join(found)
+    return cells
+
+
+def table_cells(summary: Dict[str, Dict[str, dict]], metrics: List[str],
+                versions: Optional[Dict[str, List[str]]] = None) -> Dict[str, Dict[str, str]]:
+    """{setup: {metric: 'mean ± half-width'}} for the chosen metrics, plus a 'code version' cell per setup when
+    `versions` holds more than one version (compare.allow_mixed_code)."""
+    cells = {setup: {m: _cell(stats[m]) if m in stats else "-" for m in metrics} for setup, stats in summary.items()}
+    if versions and len(all_versions(versions)) > 1:
+        for setup, cell in code_row(versions, list(summary)).items():
+            cells[setup]["code version"] = cell
+    return cells
+
+
+def markdown_table(cells: Dict[str, Dict[str, str]], layout: str) -> List[str]:
+    """Markdown lines of a {setup: {metric: cell}} table, oriented by `layout` (eval.report.orient)."""
+    table = orient(cells, layout)
+    columns = list(dict.fromkeys(c for row in table.values() for c in row))
+    corner = "setup" if setups_as_rows(len(cells), layout) else "metric"
+    lines = ["| " + " | ".join([corner, *columns]) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += ["| " + " | ".join([name, *(str(row.get(c, "-")) for c in columns)]) + " |" for name, row in table.items()]
+    return lines
+
+
+def paired_title(baseline: Optional[str]) -> str:
+    setup = f"setup − {baseline}" if baseline else "setup − baseline"
+    return f"Paired difference, {setup}, within each seed's run, then mean ± 95% t-interval over seeds"
+
+
+def paired_rows(paired: Dict[Contrast, Dict[str, dict]], baseline: Optional[str]) -> Dict[str, Dict[str, dict]]:
+    """Table rows of the paired differences: named by the setup against one baseline, 'setup − baseline' else."""
+    return {(setup if baseline else f"{setup} − {base}"): stats for (setup, base), stats in paired.items()}
+
+
+def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Path, versions: Dict[str, List[str]],
+                 metrics: List[str], layout: str, paired: Optional[Dict[Contrast, Dict[str, dict]]] = None,
+                 baseline: Optional[str] = None, notes: Tuple[str, ...] = ()) -> None:
+    """compare.md (the chosen metrics; paired differences for a baseline or chosen pairs; then `notes`) and
+    compare.csv (every metric; compare_paired.csv the paired differences)."""
+    every = all_versions(versions)
+    lines = [f"Mean ± 95% t-interval over seeds {seeds} (n per cell in compare.csv); code version "
+             f"{every[0] if len(every) == 1 else 'MIXED: ' + ', '.join(every)}.", "",
+             *markdown_table(table_cells(summary, metrics, versions), layout)]
+    if paired:
+        lines += ["", paired_title(baseline) + ":", "",
+                  *markdown_table(table_cells(paired_rows(paired, baseline), metrics), layout)]
+    lines += [line for note in notes for line in ("", note)]
+    atomic_write_text(out / "compare.md", "\n".join(lines) + "\n")
+    write_csv(out / "compare.csv", [({"setup": s}, summary[s]) for s in summary])
+    if paired:
+        write_csv(out / "compare_paired.csv", [({"baseline": base, "setup": setup}, stats)
+                                               for (setup, base), stats in paired.items()])
+
+
+def write_csv(path: Path, groups: List[Tuple[Dict[str, str], Dict[str, dict]]]) -> None:
+    """One row per (setup, metric) with its mean, half-width and n; each group's key columns come first."""
+    keys = list(groups[0][0]) if groups else ["setup"]
+    rows = [{**key, "metric": m, **stat} for key, stats in groups for m, stat in stats.items()]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*keys, "metric", "mean", "half_width", "n"])
+        writer.writeheader()
+        writer.writerows(rows)
