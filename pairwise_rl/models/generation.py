@@ -111,6 +111,11 @@ def generate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts
     # stepping until every rank's have (synced_gpus), or the others wait for it forever.
     synced = is_sharded(model) and distributed.is_distributed()
     cache = {"cache_implementation": "static"} if uses_static_cache(model) else {}
+    # transformers sizes a static cache to the longest length any earlier generate call on this model needed (it
+    # keeps that on the model, to spare torch.compile a recompile); attention over a longer masked cache rounds
+    # differently, so a call's numbers would depend on the process's history. A resumed run, whose history is
+    # shorter, then drifted from an uninterrupted one (KL to SFT 1e-6 apart): every call sizes its own cache.
+    model.__dict__.pop("_previous_max_cache_length", None)
     with _seeded(generator_seed, device):
         out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=not greedy, **sampling,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, use_cache=True,

@@ -121,3 +121,19 @@ def test_static_kv_cache_samples_what_the_growing_cache_samples(tokenizer, monke
     assert torch.equal(outs[True].response_ids, outs[False].response_ids)
     assert outs[True].texts == outs[False].texts
     assert torch.allclose(outs[True].logprobs, outs[False].logprobs, atol=1e-5)
+
+
+def test_a_call_computes_the_same_whatever_ran_on_the_model_before(tokenizer):
+    """A static cache is sized for its own call: an earlier call with longer prompts (as a held-out evaluation
+    before training is) must not change the next call's numbers, or a resumed run, which skips that evaluation,
+    drifts from an uninterrupted one."""
+    from pairwise_rl.models.generation import uses_static_cache
+
+    model = _model(tokenizer)
+    assert uses_static_cache(model)  # the path under test
+    kwargs = dict(max_new_tokens=6, max_prompt_tokens=48, greedy=False, generator_seed=3, return_logprobs=True)
+    fresh = generate(model, tokenizer, PROMPTS, **kwargs)
+    generate(model, tokenizer, [p * 3 for p in PROMPTS], **{**kwargs, "generator_seed": 4})  # longer prompts
+    after = generate(model, tokenizer, PROMPTS, **kwargs)
+    assert torch.equal(fresh.response_ids, after.response_ids)
+    assert torch.equal(fresh.logprobs, after.logprobs)  # bit for bit, not just close
