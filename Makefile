@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench bench-real gpu-wheels gpu-check clean
+.PHONY: run test test-all test-slurm bench bench-real gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest $(ARGS)
 
 test-all: $(STAMP)
-	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -m '' $(ARGS)
+	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -m 'not slurm' $(ARGS)
+
+# sweep=slurm on a real one-node SLURM cluster (opt-in, root, about 10 min): installs slurm-wlm and munge with
+# apt-get if missing, starts munged, slurmctld and slurmd, runs a two-seed sweep and a requeue-on-timeout, checks
+# both against a local multirun, and stops every daemon it started (tests/slurm/).
+test-slurm: $(STAMP)
+	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -m slurm -s tests/slurm $(ARGS)
 
 # Benchmarks: each writes benchmarks/results/<name>.json and .md (about 7 min here). Run nothing else meanwhile.
 # bench_rm_training / bench_ppo create their TRL environments under benchmarks/.envs/ on first use.
