@@ -1,6 +1,6 @@
 """The vocabulary of config checks, shared by config.py (schemas and the checks that cross parts) and by every
 part that checks its own keys beside its registry entry (a task, an RM mode, a PPO reward form or estimator, an
-anchor, the cache, the logger): `check_config(cfg)` there. Imports nothing of the package, so any part can use it.
+anchor, the cache, the logger): `check_config(cfg)` there. It imports only `errors`, so any part can use it.
 """
 
 from __future__ import annotations

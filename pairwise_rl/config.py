@@ -336,9 +336,7 @@ def validate(cfg: DictConfig) -> None:
     from pairwise_rl.models.factory import TINY_ARCHS
     from pairwise_rl.precision import choices as precision_choices
     from pairwise_rl.rewards import RM_MODES
-    from pairwise_rl.rewards.ppo_reward import PPO_PRESETS
     from pairwise_rl.stages import STAGES
-    from pairwise_rl.stages.pipeline import for_setup
     from pairwise_rl.tasks.base import TASKS
     from pairwise_rl.training import check_logger_config
 
@@ -402,7 +400,7 @@ def validate(cfg: DictConfig) -> None:
     one_of(cfg, "trainer.on_nonfinite", ["stop", "skip"])
     check_logger_config(cfg)
     positive(cfg, "eval.num_prompts", "eval.samples_per_prompt", "eval.batch_size")
-    _validate_setups(cfg, RM_MODES, PPO_PRESETS, for_setup)
+    _validate_setups(cfg)
     if cfg.stage == "compare":
         check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
         one_of(cfg, "compare.layout", list(SETUP_LAYOUTS))
@@ -414,16 +412,18 @@ def validate(cfg: DictConfig) -> None:
     check_cache(cfg)
 
 
-def _validate_setups(cfg: DictConfig, rm_modes, ppo_presets, for_setup) -> None:
+def _validate_setups(cfg: DictConfig) -> None:
     """Every pipeline setup: its names resolve, and its own config (rm, reward, estimator, anchor applied) is valid."""
     from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
+    from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.rewards.anchors import ANCHORS
-    from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
+    from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, PPO_REWARDS
+    from pairwise_rl.stages.pipeline import for_setup
 
     for i, setup in enumerate(cfg.pipeline.setups):
-        one_of(cfg, f"pipeline.setups.{i}.rm", rm_modes.names())
+        one_of(cfg, f"pipeline.setups.{i}.rm", RM_MODES.names())
         if setup.ppo is not None:
-            one_of(cfg, f"pipeline.setups.{i}.ppo", sorted(ppo_presets))
+            one_of(cfg, f"pipeline.setups.{i}.ppo", sorted(PPO_PRESETS))
         if setup.reward is not None:
             one_of(cfg, f"pipeline.setups.{i}.reward", PPO_REWARDS.names())
         if setup.advantage is not None:
@@ -437,7 +437,7 @@ def _validate_setups(cfg: DictConfig, rm_modes, ppo_presets, for_setup) -> None:
                   f"unknown key {key!r}")
         try:
             own = for_setup(cfg, setup)
-            rm_modes.get(own.rm.mode).check_config(own)
+            RM_MODES.get(own.rm.mode).check_config(own)
             _validate_ppo(own)
         except ConfigError as error:
             raise ConfigError(f"pipeline.setups.{i} ({setup.name}): {error}") from None

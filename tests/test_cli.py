@@ -64,7 +64,8 @@ def test_a_missing_data_file_is_named_without_a_traceback(tmp_path):
 
 @pytest.mark.parametrize("name", ["pairwise_rl.config.ConfigError", "pairwise_rl.data.readers.DataError",
                                   "pairwise_rl.errors.DataSourceError", "pairwise_rl.errors.ModelNotFoundError",
-                                  "pairwise_rl.pipeline.StaleArtifactError", "pairwise_rl.comparison.load.MixedCodeError",
+                                  "pairwise_rl.pipeline.StaleArtifactError",
+                                  "pairwise_rl.comparison.load.MixedCodeError",
                                   "pairwise_rl.models.gguf.FetchError"])
 def test_every_error_raised_on_purpose_is_a_user_error_with_a_fix(name):
     import importlib

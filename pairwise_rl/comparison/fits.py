@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from pairwise_rl.comparison.load import distinct_rms, rm_mode
-from pairwise_rl.comparison.tables import _cell
+from pairwise_rl.comparison.tables import format_cell
 from pairwise_rl.eval.aggregate import matched_offsets
 
 
@@ -33,7 +33,7 @@ def rm_accuracy_fit(results: List[dict]) -> Optional[dict]:
 
 
 def fit_note(fit: dict) -> str:
-    offsets = "; ".join(f"{mode} − {fit['reference']} = {_cell(stat)}" for mode, stat in fit["offsets"].items())
+    offsets = "; ".join(f"{mode} − {fit['reference']} = {format_cell(stat)}" for mode, stat in fit["offsets"].items())
     r = "undefined" if fit["r"] is None else f"{fit['r']:.2f}"
     return (f"PPO {fit['y']} against {fit['x']}, one point per distinct RM (n = {fit['n']}): slope "
             f"{fit['slope']:.3f}, r = {r}; at the same {fit['x']}, {offsets} (least squares with one shared slope; "

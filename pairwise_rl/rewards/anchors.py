@@ -49,9 +49,9 @@ class AnchorStrategy:
         self.cache: Dict[str, str] = {}
 
     @classmethod
-    def check_config(cls, cfg: DictConfig, key: str = "ppo.anchor") -> None:
-        """Reject a config this anchor cannot serve (config.validate calls the selected anchor's; `key` is the
-        key that selected it, e.g. a pipeline setup's anchor)."""
+    def check_config(cls, cfg: DictConfig) -> None:
+        """Reject a config this anchor cannot serve (config.validate calls the selected anchor's, for the run and
+        for each pipeline setup's own config)."""
 
     def compute(self, prompts: List[Prompt], ctx: AnchorContext) -> List[str]:
         raise NotImplementedError
@@ -82,10 +82,10 @@ def _greedy(model: PreTrainedModel, prompts: List[Prompt], ctx: AnchorContext) -
 @ANCHORS.register("reference")
 class ReferenceAnchor(AnchorStrategy):
     @classmethod
-    def check_config(cls, cfg: DictConfig, key: str = "ppo.anchor") -> None:
+    def check_config(cls, cfg: DictConfig) -> None:
         rl = cfg.data.rl_prompts
         if cfg.data.task != "digits" and cfg.stage in ("ppo", "pipeline") and rl.path is not None:
-            check(rl.reference is not None, key,
+            check(rl.reference is not None, "ppo.anchor",
                   f"ppo.anchor=reference needs a reference response per prompt, but data.rl_prompts.path="
                   f"{rl.path} is read without one; set data.rl_prompts.reference=<field> or use sft_greedy, "
                   "policy_greedy or best_of_n")
@@ -147,7 +147,7 @@ def best_of_n_selection(name: str, reward_model: RewardModel) -> Selection:
 @ANCHORS.register("best_of_n")
 class BestOfNAnchor(AnchorStrategy):
     @classmethod
-    def check_config(cls, cfg: DictConfig, key: str = "ppo.anchor") -> None:
+    def check_config(cls, cfg: DictConfig) -> None:
         positive(cfg, "ppo.best_of_n")
         one_of(cfg, "ppo.best_of_n_by", ["auto", *BEST_OF_N_SELECTIONS.names()])
     """The best of n SFT samples per prompt, ranked by ppo.best_of_n_by (score | tournament | auto)."""

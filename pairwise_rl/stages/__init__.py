@@ -4,7 +4,8 @@ Importing this package registers every stage (in `stages.registry.STAGES`, and t
 `pipeline.ARTIFACT_STAGES`).
 """
 
-from pairwise_rl.stages import cache, compare, evaluate, fetch_model, pairs, pipeline, ppo, rm, rm_eval, sft  # noqa: F401
+from pairwise_rl.stages import (cache, compare, evaluate, fetch_model, pairs, pipeline, ppo, rm,  # noqa: F401
+                                rm_eval, sft)
 from pairwise_rl.stages.registry import STAGES
 
 __all__ = ["STAGES"]

@@ -124,10 +124,11 @@ COMPARED_MODES = ("bt", "generative")
 def rm_compare_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     """Both RM modes from the same SFT policy and the same pairs; one table, one reliability plot."""
     results, diagrams = {}, {}
-    for mode in COMPARED_MODES:  # each mode checks its own keys, as validate() does for rm.mode
-        RM_MODES.get(mode).check_config(with_values(cfg, {"rm.mode": mode}))
-    for mode in COMPARED_MODES:
-        out = ensure(with_values(cfg, {"rm.mode": mode}), "rm")
+    configs = {mode: with_values(cfg, {"rm.mode": mode}) for mode in COMPARED_MODES}
+    for mode, mode_cfg in configs.items():  # each mode checks its own keys, as validate() does for rm.mode
+        RM_MODES.get(mode).check_config(mode_cfg)
+    for mode, mode_cfg in configs.items():
+        out = ensure(mode_cfg, "rm")
         results[mode] = stage_metrics(out)
         diagrams[mode] = Reliability(**read_json(out / "reliability.json"))
     out_dir = Path(cfg.paths.output_dir)

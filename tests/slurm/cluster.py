@@ -3,8 +3,8 @@
 Debian's `slurm-wlm` (22.05) and `munge` packages, installed with apt-get when missing (needs root). The
 configuration lives in a temporary directory and is passed by SLURM_CONF, so nothing under /etc/slurm changes:
 slurmctld and slurmd run as root with proctrack/linuxproc and task/none (no cgroups needed in a container),
-select/cons_tres, one node with this machine's CPUs and memory, one partition; `cred_expire=20` shortens the wait before a
-requeued job may start again (SLURM's default: 120 s). `stop()` shuts down every daemon it
+select/cons_tres, one node with this machine's CPUs and memory, one partition; `cred_expire=20` shortens the wait
+before a requeued job may start again (SLURM's default: 120 s). `stop()` shuts down every daemon it
 started and checks they are gone.
 """
 
