@@ -29,7 +29,8 @@ test-all: $(STAMP)
 test-slurm: $(STAMP)
 	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -m slurm -s tests/slurm $(ARGS)
 
-# Benchmarks: each writes benchmarks/results/<name>.json and .md (about 7 min here). Run nothing else meanwhile.
+# Benchmarks: each writes benchmarks/results/<name>.json and .md (about 7 min here; bench_group_topologies builds the
+# default SFT policy and generative judge into artifacts/ first if they are not there, ~5 min). Run nothing else meanwhile.
 # bench_rm_training / bench_ppo create their TRL environments under benchmarks/.envs/ on first use.
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_scoring.py $(ARGS)
@@ -39,6 +40,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_rm_training.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_precision.py $(ARGS)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_group_topologies.py $(ARGS)
 
 # The same benchmarks on SmolLM2-135M-Instruct and HH-RLHF rows (benchmarks/real.py), written as <name>_real.*.
 # About 18 min here. Fetches the model once (stage=fetch_model, ~30 s). Needs ../shared/data/hh-rlhf (or PAIRWISE_RL_HH_FILE).

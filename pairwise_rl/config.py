@@ -172,6 +172,14 @@ class KLConfig:
 
 
 @dataclass
+class GroupConfig:
+    topology: str = "all_pairs"
+    k: int = 2
+    fit: str = "mean_win"
+    ridge: float = 0.01
+
+
+@dataclass
 class PPOConfig:
     reward: str = MISSING
     advantage: str = "gae"
@@ -200,6 +208,7 @@ class PPOConfig:
     critic_init: str = "rm"
     rollout_logprobs: str = "auto"
     kl: KLConfig = field(default_factory=KLConfig)
+    group: GroupConfig = field(default_factory=GroupConfig)
     val_every: int = 20
     checkpoint_every: int = 10
 
@@ -450,6 +459,7 @@ def _validate_ppo(cfg: DictConfig) -> None:
     ranges here, the selected reward form's, estimator's and anchor's own checks beside their registries."""
     from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
     from pairwise_rl.algos.kl import KL_ESTIMATORS
+    from pairwise_rl.rewards import group_matches
     from pairwise_rl.rewards.anchors import ANCHORS
     from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
 
@@ -457,6 +467,7 @@ def _validate_ppo(cfg: DictConfig) -> None:
     one_of(cfg, "ppo.advantage", ADVANTAGE_ESTIMATORS.names())
     positive(cfg, "ppo.samples_per_prompt")
     PPO_REWARDS.get(cfg.ppo.reward).check_config(cfg)
+    group_matches.check_config(cfg)
     ADVANTAGE_ESTIMATORS.get(cfg.ppo.advantage).check_config(cfg)
     one_of(cfg, "ppo.anchor", ANCHORS.names())
     ANCHORS.get(cfg.ppo.anchor).check_config(cfg)

@@ -132,6 +132,10 @@ def run_tags(cfg: DictConfig, stage: str) -> List[str]:
     if stage == "ppo":
         axes += [f"ppo={ppo_label(cfg.ppo.reward, cfg.ppo.advantage)}", f"reward={cfg.ppo.reward}",
                  f"advantage={cfg.ppo.advantage}", f"n={cfg.ppo.samples_per_prompt}", f"anchor={cfg.ppo.anchor}"]
+        if cfg.ppo.reward == "group":
+            group = cfg.ppo.group
+            axes += [f"topology={group.topology}" + (f"/k={group.k}" if group.topology == "k_random" else ""),
+                     f"fit={group.fit}"]
     return [*cfg.logger.tags, *axes]
 
 

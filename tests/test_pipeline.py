@@ -81,7 +81,10 @@ def test_run_tags_carry_the_ablation_axes(make_cfg):
     assert run_tags(cfg, "ppo") == ["mine", "stage=ppo", "rm=generative", "seed=3", "ppo=pairwise", "reward=anchor",
                                     "advantage=gae", "n=1", "anchor=best_of_n"]
     grpo = make_cfg("ppo.reward=group", "ppo.advantage=grpo", "ppo.samples_per_prompt=4")
-    assert {"ppo=group+grpo", "reward=group", "advantage=grpo", "n=4"} <= set(run_tags(grpo, "ppo"))
+    assert {"ppo=group+grpo", "reward=group", "advantage=grpo", "n=4", "topology=all_pairs", "fit=mean_win"} <= set(
+        run_tags(grpo, "ppo"))
+    k_random = make_cfg("ppo.reward=group", "ppo.samples_per_prompt=4", "ppo.group.topology=k_random", "ppo.group.k=1")
+    assert "topology=k_random/k=1" in run_tags(k_random, "ppo")
     assert run_tags(cfg, "sft") == ["mine", "stage=sft", "rm=generative", "seed=3"]
 
 

@@ -40,7 +40,7 @@ from pairwise_rl.modules.optim import adamw
 from pairwise_rl.precision import computes_below_fp32
 from pairwise_rl.rewards.anchors import AnchorContext, build_anchor
 from pairwise_rl.rewards.base import RewardModel
-from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
+from pairwise_rl.rewards.ppo_reward import PPO_REWARDS, RewardRequest
 from pairwise_rl.tasks.base import Task
 
 
@@ -254,8 +254,8 @@ class PPOModule(L.LightningModule):
                 anchors = [a for a in unique for _ in range(group_size)]
             judged = None
             if group_size >= self.reward_form.min_group_size:
-                judged = self.reward_form.reward(self.reward_model, texts, out.texts, anchors,
-                                                 self.cfg.ppo.center_reward, group_size)
+                judged = self.reward_form.reward(self.reward_model, RewardRequest.from_config(
+                    self.cfg.ppo, texts, out.texts, anchors, group_size, seed))
         gold = None
         if self.task.gold is not None:
             gold = torch.tensor([self.task.gold.score(p, r) for p, r in zip(texts, out.texts)])

@@ -23,7 +23,7 @@ from pairwise_rl.data.records import Prompt
 from pairwise_rl.models.generation import generate
 from pairwise_rl.registry import Registry
 from pairwise_rl.rewards.base import RewardModel
-from pairwise_rl.rewards.ppo_reward import group_mean_win
+from pairwise_rl.rewards.group_matches import GroupScheme, play_group
 
 
 @dataclass
@@ -131,10 +131,10 @@ def _by_score(rows: List[str], samples: List[str], ctx: AnchorContext) -> torch.
 
 @BEST_OF_N_SELECTIONS.register("tournament")
 def _by_tournament(rows: List[str], samples: List[str], ctx: AnchorContext) -> torch.Tensor:
-    """Each sample's mean win probability against the other n-1 (a round robin: every unordered pair judged once,
-    in both orders for a generative judge). Needs no absolute score, so it is the pairwise judge's own ranking."""
+    """Each sample's mean win probability against the other n-1 (a round robin: every unordered pair judged once:
+    rewards/group_matches.py's all_pairs with mean_win). Needs no absolute score, so it is the pairwise judge's own ranking."""
     n = ctx.best_of_n
-    return group_mean_win(ctx.reward_model.group_win_matrix(rows, samples, n)).view(-1, n)
+    return play_group(ctx.reward_model, rows, samples, n, GroupScheme(), ctx.seed)[0].view(-1, n)
 
 
 def best_of_n_selection(name: str, reward_model: RewardModel) -> Selection:

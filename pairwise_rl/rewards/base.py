@@ -12,7 +12,7 @@ import abc
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Type
+from typing import Callable, Dict, Optional, Sequence, Tuple, Type
 
 import torch
 from omegaconf import DictConfig
@@ -82,24 +82,21 @@ class RewardModel(abc.ABC):
         """P(response beats anchor), batched, without gradients."""
         return self.pair_probabilities(list(prompts), list(responses), list(anchors)).p
 
-    def group_win_matrix(self, prompts: Sequence[str], responses: Sequence[str], group_size: int) -> torch.Tensor:
-        """(G, n, n) with P[g, i, j] = P(sample i of group g beats sample j); rows come in contiguous groups of n.
+    @property
+    def order_sensitive(self) -> bool:
+        """Whether one judged row's verdict depends on which response is shown first (group matches then draw the
+        order by a coin); a judge that averages both orders or scores each response alone is not."""
+        return False
 
-        Each unordered pair is judged once through pair_probabilities (a generative judge with both orders: two
-        rows, so n(n-1) rows per group in all), batched across groups; P[j, i] = 1 - P[i, j], P[i, i] = 1/2.
-        """
-        n = group_size
-        if len(responses) % n:
-            raise ValueError(f"{len(responses)} responses are not whole groups of {n}")
-        groups = len(responses) // n
-        first, second = torch.triu_indices(n, n, 1)
-        rows = [(g * n + int(i), g * n + int(j)) for g in range(groups) for i, j in zip(first, second)]
-        p = self.pair_probabilities([prompts[a] for a, _ in rows], [responses[a] for a, _ in rows],
-                                    [responses[b] for _, b in rows]).p.view(groups, -1)
-        matrix = torch.full((groups, n, n), 0.5)
-        matrix[:, first, second] = p
-        matrix[:, second, first] = 1.0 - p
-        return matrix
+    def match_scorer(self, prompts: Sequence[str], responses: Sequence[str]) -> Callable[[torch.Tensor, torch.Tensor],
+                                                                                         torch.Tensor]:
+        """For the rows of one batch: (a, b) row indices -> P(responses[a] beats responses[b]) (prompts[a] is the
+        prompt of both). Group matches (rewards/group_matches.py) call it once per round of judging."""
+        def scorer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            a, b = a.tolist(), b.tolist()
+            return self.pair_probabilities([prompts[i] for i in a], [responses[i] for i in a],
+                                           [responses[j] for j in b]).p
+        return scorer
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         raise TypeError(f"a {self.mode} reward model has no absolute score: it only compares two responses. "

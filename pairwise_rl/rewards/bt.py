@@ -55,10 +55,10 @@ class BTReward(RewardModel):
         self.model.train(was_training)
         return out
 
-    def group_win_matrix(self, prompts: Sequence[str], responses: Sequence[str], group_size: int) -> torch.Tensor:
-        """n scores per group and the sigmoid of their differences: n rows, not n(n-1)."""
-        scores = self.score(prompts, responses).view(-1, group_size)
-        return bt_probability(scores.unsqueeze(-1), scores.unsqueeze(-2))
+    def match_scorer(self, prompts, responses):
+        """Each response scored once (n rows per group, whatever the matches), P = sigmoid of score differences."""
+        scores = self.score(prompts, responses)
+        return lambda a, b: bt_probability(scores[a], scores[b])
 
     def spec(self):
         return {**super().spec(), "margin": self.margin}

@@ -84,6 +84,10 @@ class GenerativeReward(RewardModel):
         verdict_mass = logits.float().softmax(-1)[:, list(self.verdict_ids)].sum(-1)
         return loss, {"accuracy": correct.float().mean().detach(), "verdict_mass": verdict_mass.mean().detach()}
 
+    @property
+    def order_sensitive(self) -> bool:
+        return not self.both_orders
+
     def _pair_probabilities(self, prompts, y1, y2) -> PairProbabilities:
         if not self.both_orders:
             p_first = self._p_a_wins(list(prompts), list(y1), list(y2))

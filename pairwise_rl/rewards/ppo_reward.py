@@ -3,8 +3,10 @@
     scalar  r = score(y) for a judge with a score (BT, gold); a generative judge has none, so r = log-odds of
             compare(y, sft_greedy anchor): an unbounded scalar like a BT score
     anchor  r = P(y beats the prompt's anchor) (Pairwise-RL; BT: sigmoid(score(y) - score(anchor)))
-    group   r_i = mean over the other samples j of its group of P(y_i beats y_j): the baseline is the policy's own
-            samples instead of a fixed anchor (BRPO-style round robin; needs ppo.samples_per_prompt >= 2)
+    group   r_i = y_i's rating from matches against the other samples of its prompt's group: the baseline is the
+            policy's own samples instead of a fixed anchor (needs ppo.samples_per_prompt >= 2). Which pairs are
+            judged (ppo.group.topology: all_pairs, circular, random_reference, knockout, k_random) and how their
+            outcomes become a rating (ppo.group.fit: mean_win, bradley_terry): rewards/group_matches.py
 
 Probabilities are centred to p - 0.5 by default (ppo.center_reward). `ppo=standard` and `ppo=pairwise` are the
 presets scalar and anchor; this separates the effect of the RM from the effect of the bounded, anchored reward.
@@ -22,6 +24,7 @@ from pairwise_rl.algos.preference import log_odds
 from pairwise_rl.checks import check
 from pairwise_rl.registry import Registry
 from pairwise_rl.rewards.base import RewardModel
+from pairwise_rl.rewards.group_matches import GroupScheme, play_group
 
 # Named presets of ppo.reward: the conf/ppo group files and the `ppo:` field of a pipeline setup.
 PPO_PRESETS = {"standard": "scalar", "pairwise": "anchor"}
@@ -34,12 +37,27 @@ class SequenceReward:
 
 
 @dataclass(frozen=True)
+class RewardRequest:
+    """One batch to reward: rows come in contiguous groups of group_size samples of one prompt."""
+    prompts: Sequence[str]
+    responses: Sequence[str]
+    anchors: Optional[Sequence[str]]  # one per row, when the form needs an anchor
+    group_size: int
+    center: bool                      # probabilities p -> p - 0.5 (ppo.center_reward)
+    seed: int                         # the rollout's seed: random match topologies and order coins draw from it
+    group: GroupScheme = GroupScheme()
+
+    @classmethod
+    def from_config(cls, ppo: DictConfig, prompts, responses, anchors, group_size: int, seed: int) -> "RewardRequest":
+        return cls(prompts, responses, anchors, group_size, ppo.center_reward, seed, GroupScheme.from_config(ppo))
+
+
+@dataclass(frozen=True)
 class RewardSpec:
     needs_anchor: Callable[[RewardModel], bool]
     anchor_override: Callable[[RewardModel], Optional[str]]  # a fixed anchor this form imposes, if any
     min_group_size: int
-    # (rm, prompts, responses, anchors, center, group_size) -> SequenceReward; rows come in contiguous groups
-    reward: Callable[..., SequenceReward]
+    reward: Callable[[RewardModel, RewardRequest], SequenceReward]
 
     def check_config(self, cfg: DictConfig) -> None:
         """A group form compares a prompt's samples with each other: it needs groups, in training and evaluation."""
@@ -61,31 +79,21 @@ def ppo_label(reward: str, advantage: str) -> str:
     return presets.get(reward, reward) + ("" if advantage == "gae" else f"+{advantage}")
 
 
-def group_mean_win(matrix: torch.Tensor) -> torch.Tensor:
-    """(G, n, n) with P[i, j] = P(i beats j) -> (G * n,): each sample's mean win probability over the others."""
-    n = matrix.shape[-1]
-    off_diagonal = 1.0 - torch.eye(n, dtype=matrix.dtype)
-    return ((matrix * off_diagonal).sum(-1) / (n - 1)).reshape(-1)
-
-
-def _scalar(rm: RewardModel, prompts: Sequence[str], responses: Sequence[str], anchors: Optional[Sequence[str]],
-            center: bool, group_size: int) -> SequenceReward:
+def _scalar(rm: RewardModel, request: RewardRequest) -> SequenceReward:
     if rm.has_score:
-        return SequenceReward(rm.score(prompts, responses))
-    p = rm.compare(prompts, responses, anchors)
+        return SequenceReward(rm.score(request.prompts, request.responses))
+    p = rm.compare(request.prompts, request.responses, request.anchors)
     return SequenceReward(log_odds(p), p)
 
 
-def _anchor(rm: RewardModel, prompts: Sequence[str], responses: Sequence[str], anchors: Optional[Sequence[str]],
-            center: bool, group_size: int) -> SequenceReward:
-    p = rm.compare(prompts, responses, anchors)
-    return SequenceReward(p - 0.5 if center else p, p)
+def _anchor(rm: RewardModel, request: RewardRequest) -> SequenceReward:
+    p = rm.compare(request.prompts, request.responses, request.anchors)
+    return SequenceReward(p - 0.5 if request.center else p, p)
 
 
-def _group(rm: RewardModel, prompts: Sequence[str], responses: Sequence[str], anchors: Optional[Sequence[str]],
-           center: bool, group_size: int) -> SequenceReward:
-    p = group_mean_win(rm.group_win_matrix(prompts, responses, group_size))
-    return SequenceReward(p - 0.5 if center else p)
+def _group(rm: RewardModel, request: RewardRequest) -> SequenceReward:
+    p, _ = play_group(rm, request.prompts, request.responses, request.group_size, request.group, request.seed)
+    return SequenceReward(p - 0.5 if request.center else p)
 
 
 PPO_REWARDS.register("scalar")(RewardSpec(

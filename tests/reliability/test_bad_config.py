@@ -44,6 +44,13 @@ def no_model_loads(monkeypatch):
      r"pipeline.setups.0 \(g\): ppo.reward"),  # a setup's own config is validated too: groups of one
     (["stage=pipeline", "pipeline.setups=[{name: g, rm: bt, ppo: standard, overrides: {ppo.kl.coeff: 0.1}}]"],
      "pipeline.setups.0.overrides"),
+    (["ppo.reward=group", "ppo.samples_per_prompt=4", "ppo.group.topology=swiss"], "ppo.group.topology"),
+    (["ppo.reward=group", "ppo.samples_per_prompt=4", "ppo.group.topology=k_random", "ppo.group.k=4"],
+     "ppo.group.k"),  # k of the n - 1 = 3 others
+    (["ppo.reward=group", "ppo.samples_per_prompt=4", "eval.samples_per_prompt=3", "eval.batch_size=12",
+      "ppo.group.topology=k_random", "ppo.group.k=1"], "ppo.group.k"),  # held-out groups of 3: n*k odd
+    (["ppo.group.fit=elo"], "ppo.group.fit"),
+    (["ppo.group.ridge=0"], "ppo.group.ridge"),
     (["stage=cache", "cache.clean=[partial,everything]"], "cache.clean"),
     (["stage=cache", "cache.max_age_days=0"], "cache.max_age_days"),
     (["stage=ppo", "data=hh_rlhf", "data.num_val_prompts=0"], "data.num_val_prompts"),

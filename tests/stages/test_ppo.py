@@ -122,16 +122,20 @@ def _checkpoint(out):
     return torch.load(sorted((out / "checkpoints").glob("*.ckpt"))[-1], weights_only=False)
 
 
-@pytest.mark.parametrize("rm,reward,advantage,rows_per_iteration", [
-    ("bt", "group", "grpo", 8 * 4),                  # BT: one score per sample, the matrix from differences
-    ("generative", "group", "reinforce_pp", 8 * 12),  # n(n-1) verdict rows per group of 4
-    ("generative", "anchor", "rloo", 8 * 4 * 2),     # each sample against its prompt's anchor, both orders
-    ("bt", "scalar", "gae", 8 * 4),                  # standard PPO with 4 samples per prompt keeps its critic
+@pytest.mark.parametrize("rm,reward,advantage,rows_per_iteration,extra", [
+    ("bt", "group", "grpo", 8 * 4, ()),                  # BT: one score per sample, the matrix from differences
+    ("generative", "group", "reinforce_pp", 8 * 12, ()),  # all_pairs: n(n-1) verdict rows per group of 4
+    ("generative", "group", "grpo", 8 * 8, ("ppo.group.topology=circular",)),  # n matches x 2 orders
+    ("generative", "group", "rloo", 8 * 6, ("ppo.group.topology=random_reference", "ppo.group.fit=bradley_terry")),
+    ("generative", "group", "grpo", 8 * 3, ("ppo.group.topology=knockout", "ppo.both_orders=false")),  # 1 row a match
+    ("generative", "group", "rloo", 8 * 4, ("ppo.group.topology=k_random", "ppo.group.k=1")),  # 2 matches x 2 orders
+    ("generative", "anchor", "rloo", 8 * 4 * 2, ()),     # each sample against its prompt's anchor, both orders
+    ("bt", "scalar", "gae", 8 * 4, ()),                  # standard PPO with 4 samples per prompt keeps its critic
 ])
 def test_group_sampling_cells_run_and_critic_free_ones_build_no_critic(rm, reward, advantage, rows_per_iteration,
-                                                                       make_debug_cfg):
+                                                                       extra, make_debug_cfg):
     out = run(make_debug_cfg("stage=ppo", f"rm={rm}", f"ppo.reward={reward}", f"ppo.advantage={advantage}",
-                             "ppo.samples_per_prompt=4", "eval.batch_size=24"))  # 48 sampled rows: 2 chunks of groups
+                             "ppo.samples_per_prompt=4", "eval.batch_size=24", *extra))  # 48 sampled rows: 2 chunks
     history = [r for r in read_history(out) if "train/reward/mean" in r]
     assert len(history) == 3 and all(r["train/judge/rows"] == rows_per_iteration for r in history)
     has_critic = advantage == "gae"
@@ -144,7 +148,8 @@ def test_group_sampling_cells_run_and_critic_free_ones_build_no_critic(rm, rewar
     if reward == "group":  # defined on the sampled groups, not on greedy decoding's groups of one
         sampled = [r["reward"] for r in rows if r["mode"] == "sampled"]
         assert all(r is not None for r in sampled) and all(r["reward"] is None for r in rows if r["mode"] == "greedy")
-        assert abs(sum(sampled[:4])) < 1e-5  # a centred round robin sums to zero over each group
+        if not extra:
+            assert abs(sum(sampled[:4])) < 1e-5  # a centred round robin sums to zero over each group
     metrics = stage_metrics(out)
     assert "reward_sampled" in metrics and metrics["judge_rows_per_iteration"] == rows_per_iteration
     assert read_json(out / COMPLETE)["phases"]["rollout+update"] > 0
