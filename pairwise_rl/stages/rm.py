@@ -17,7 +17,7 @@ from pairwise_rl.eval.metrics import GROUP_RELIABILITY, Reliability
 from pairwise_rl.eval.plots import plot_reliability
 from pairwise_rl.eval.preference import judge_pairs, judged_by_group, orient_pairs, write_judged_pairs
 from pairwise_rl.eval.report import print_table, transpose
-from pairwise_rl.models.factory import init_policy
+from pairwise_rl.models.factory import init_policy, init_random_policy
 from pairwise_rl.models.lora import apply_lora, trainable_fraction
 from pairwise_rl.models.sharding import save_pretrained
 from pairwise_rl.modules.reward_model import RewardModelModule
@@ -51,10 +51,18 @@ def _fresh(cfg: DictConfig, ctx: StageContext) -> Path:
     return save_pretrained(model, tokenizer, ctx.dir / "init")
 
 
+def _random(cfg: DictConfig, ctx: StageContext) -> Path:
+    """The configured architecture with random weights (seeded by cfg.seed): for a pretrained model, the judge
+    without what pretraining taught it (for a tiny model the same as fresh)."""
+    model, tokenizer = init_random_policy(cfg.model, cfg.seed)
+    return save_pretrained(model, tokenizer, ctx.dir / "init")
+
+
 # Where the RM's weights start (rm.init).
 RM_INITS: Registry[Callable[[DictConfig, StageContext], Path]] = Registry("rm init")
 RM_INITS.register("sft")(_from_sft)
 RM_INITS.register("fresh")(_fresh)
+RM_INITS.register("random")(_random)
 
 
 def starting_point(cfg: DictConfig, ctx: StageContext) -> Path:
