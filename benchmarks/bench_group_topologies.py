@@ -26,10 +26,10 @@ from pairwise_rl.cli import CONF_DIR
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
 from pairwise_rl.models.generation import generate
 from pairwise_rl.pipeline import ensure
-from pairwise_rl.stages.common import HF_DIR
 from pairwise_rl.rewards.base import load_reward_model
 from pairwise_rl.rewards.gold import GoldReward
 from pairwise_rl.rewards.group_matches import GROUP_FITS, GROUP_TOPOLOGIES, GroupScheme, play_group
+from pairwise_rl.stages.common import HF_DIR
 from pairwise_rl.tasks.base import load_task
 
 ROOT = Path(__file__).resolve().parent.parent

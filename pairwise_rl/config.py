@@ -173,6 +173,8 @@ class KLConfig:
 
 @dataclass
 class GroupConfig:
+    """ppo.group's schema. rewards/group_matches.GroupScheme is its runtime value: the same fields, kept apart
+    because rewards/ may not import this module (config.validate imports the stages, which import rewards/)."""
     topology: str = "all_pairs"
     k: int = 2
     fit: str = "mean_win"
@@ -346,6 +348,7 @@ def validate(cfg: DictConfig) -> None:
     from pairwise_rl.precision import choices as precision_choices
     from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.stages import STAGES
+    from pairwise_rl.stages.rm import RM_INITS
     from pairwise_rl.tasks.base import TASKS
     from pairwise_rl.training import check_logger_config
 
@@ -391,7 +394,7 @@ def validate(cfg: DictConfig) -> None:
               "(from data.max_prompt_tokens, data.max_response_tokens and, for rm=generative, rm.template)")
 
     one_of(cfg, "rm.train_split", ["train", "judge"])
-    one_of(cfg, "rm.init", ["sft", "fresh", "random"])
+    one_of(cfg, "rm.init", RM_INITS.names())
     if cfg.stage == "rm_eval":
         check(cfg.rm.path is not None, "rm.path", "stage=rm_eval needs the RM to evaluate: an RM artifact "
               "directory, a saved RM directory, an HF directory or a hub id")

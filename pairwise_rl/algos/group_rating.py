@@ -12,9 +12,9 @@ local to their group (0..n-1), so no rating ever mixes two prompts' samples.
                    rating is on the round robin's scale, whatever the topology.
 
 The fit maximises  sum_m [p_m log s(d_m) + (1 - p_m) log s(-d_m)] - lambda/2 |theta|^2,  d_m = theta_i - theta_j,
-by Newton's method with backtracking (concave: the Hessian is -(L + lambda I), L the comparison graph's Laplacian weighted by
-s(d)(1 - s(d))). The gradient sums to -lambda sum(theta), so at the optimum the strengths sum to 0; lambda keeps
-them finite when a sample wins every match with p near 1.
+by Newton's method with backtracking (concave: the Hessian is -(L + lambda I), L the comparison graph's Laplacian
+weighted by s(d)(1 - s(d))). The gradient sums to -lambda sum(theta), so at the optimum the strengths sum to 0;
+lambda keeps them finite when a sample wins every match with p near 1.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def bradley_terry(first: torch.Tensor, second: torch.Tensor, p: torch.Tensor, n:
     theta = torch.zeros(groups, n, dtype=torch.float64)
     eye = torch.eye(n, dtype=torch.float64)
     one_hot = (torch.nn.functional.one_hot(first, n) - torch.nn.functional.one_hot(second, n)).double()  # (G, M, n)
+
     def objective(t: torch.Tensor) -> torch.Tensor:  # (G,) penalised log-likelihood
         d = (one_hot @ t.unsqueeze(-1)).squeeze(-1)
         log_s = torch.nn.functional.logsigmoid

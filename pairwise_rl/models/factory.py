@@ -12,8 +12,8 @@ from typing import Callable, Optional
 
 import torch
 from omegaconf import DictConfig
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config,
-                          LlamaConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase,
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
+                          GPT2Config, LlamaConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase,
                           PreTrainedTokenizerFast, Qwen2Config)
 
 from pairwise_rl.errors import ModelNotFoundError

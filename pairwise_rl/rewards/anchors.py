@@ -131,8 +131,8 @@ def _by_score(rows: List[str], samples: List[str], ctx: AnchorContext) -> torch.
 
 @BEST_OF_N_SELECTIONS.register("tournament")
 def _by_tournament(rows: List[str], samples: List[str], ctx: AnchorContext) -> torch.Tensor:
-    """Each sample's mean win probability against the other n-1 (a round robin: every unordered pair judged once:
-    rewards/group_matches.py's all_pairs with mean_win). Needs no absolute score, so it is the pairwise judge's own ranking."""
+    """Each sample's mean win probability against the other n-1 (a round robin, every unordered pair judged once:
+    rewards/group_matches.py's all_pairs with mean_win). Needs no absolute score: the pairwise judge's own ranking."""
     n = ctx.best_of_n
     return play_group(ctx.reward_model, rows, samples, n, GroupScheme(), ctx.seed)[0].view(-1, n)
 

@@ -40,8 +40,9 @@ def test_a_random_policy_keeps_a_pretrained_models_architecture_and_drops_its_we
     pretrained = build_tiny_causal_lm(OmegaConf.create({"arch": "llama", **TINY}), tokenizer, seed=5)
     pretrained.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    cfg = OmegaConf.create({"name_or_path": str(tmp_path), "tokenizer": None, "chat_template": False, "dtype": "float32",
-                            "trust_remote_code": False, "tiny": {"arch": "gpt2", **TINY}})  # tiny: not read here
+    cfg = OmegaConf.create({"name_or_path": str(tmp_path), "tokenizer": None, "chat_template": False,
+                            "dtype": "float32", "trust_remote_code": False,
+                            "tiny": {"arch": "gpt2", **TINY}})  # tiny: not read here
     (a, tok), (b, _), (c, _) = (init_random_policy(cfg, 0), init_random_policy(cfg, 0), init_random_policy(cfg, 1))
     assert type(a) is type(pretrained) and a.config.hidden_size == 32 and a.config.num_hidden_layers == 1
     assert tok("1 2")["input_ids"] == tokenizer("1 2")["input_ids"]  # the model's own tokenizer

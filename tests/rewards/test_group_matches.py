@@ -170,3 +170,15 @@ def test_bradley_terry_fit_on_a_round_robin_ranks_like_mean_win(policy_dir):  # 
     fitted = play_group(judge, prompts, group, 4, GroupScheme("all_pairs", fit="bradley_terry"), seed=0)[0]
     assert torch.equal(mean.argsort(), fitted.argsort()) and fitted.mean().item() == pytest.approx(0.5, abs=1e-6)
     assert GROUP_FITS.names() == ["bradley_terry", "mean_win"]
+
+
+def test_the_runtime_scheme_has_the_schema_defaults(make_cfg):
+    # GroupScheme mirrors config.GroupConfig (rewards/ may not import config: an import circle through the stages)
+    import dataclasses
+
+    from pairwise_rl.config import GroupConfig
+    from pairwise_rl.rewards.group_matches import GroupScheme
+
+    assert dataclasses.asdict(GroupScheme()) == dataclasses.asdict(GroupConfig())
+    cfg = make_cfg("ppo.group.topology=k_random", "ppo.group.k=3", "ppo.group.fit=bradley_terry", "ppo.group.ridge=0.5")
+    assert GroupScheme.from_config(cfg.ppo) == GroupScheme("k_random", 3, "bradley_terry", 0.5)
