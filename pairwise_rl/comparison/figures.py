@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Dict, List
 
 from pairwise_rl.comparison.fits import gold_against_rm_accuracy
-from pairwise_rl.comparison.load import distinct_rms, rm_mode
+from pairwise_rl.comparison.load import distinct_rms, rm_label, rm_mode
 from pairwise_rl.eval.aggregate import mean_ci
 from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import read_json
 from pairwise_rl.eval.metrics import GROUP_RELIABILITY, Reliability, pool_reliability
-from pairwise_rl.eval.plots import (plot_gold_vs_kl, plot_gold_vs_rm_accuracy, plot_gold_vs_step, plot_reliability,
-                                    plot_reliability_by_group, plot_scaling)
+from pairwise_rl.eval.plots import (plot_gold_vs_kl, plot_gold_vs_rm_accuracy, plot_gold_vs_step,
+                                    plot_quality_vs_judge_rows, plot_reliability, plot_reliability_by_group,
+                                    plot_scaling)
 
 
 def pooled_reliability(results: List[dict]) -> Dict[str, Reliability]:
@@ -45,19 +46,19 @@ SCALING_PANELS = {  # panel of rm_scaling.png -> the result columns drawn in it 
 
 
 def scaling_curves(results: List[dict]) -> Dict[str, Dict[str, list]]:
-    """rm_scaling.png's data: per panel and (RM mode, column), (pairs, mean, 95% half-width) over the runs at each
-    RM training-set size. {} unless some RM mode was trained on more than one size."""
+    """rm_scaling.png's data: per panel and (RM mode and init, column), (pairs, mean, 95% half-width) over the runs at
+    each RM training-set size. {} unless some RM mode was trained on more than one size."""
     values: Dict[tuple, List[float]] = {}
     for result in results:
         for setup, rm_dir in distinct_rms(result).items():
             row = result["results"][setup]
             if row.get("RM train pairs") is None:
                 continue
-            mode = rm_mode(rm_dir)
+            label = rm_label(rm_dir)
             for panel, columns in SCALING_PANELS.items():
                 for column in columns:
                     if row.get(column) is not None:
-                        key = (panel, f"{mode}: {column}", int(row["RM train pairs"]))
+                        key = (panel, f"{label}: {column}", int(row["RM train pairs"]))
                         values.setdefault(key, []).append(float(row[column]))
     sizes: Dict[str, set] = {}
     for _, line, pairs in values:
@@ -71,10 +72,31 @@ def scaling_curves(results: List[dict]) -> Dict[str, Dict[str, list]]:
     return curves
 
 
+JUDGE_ROWS = "judge rows / iteration"  # the pipeline's column (stages/pipeline.py SUMMARY)
+
+
+def quality_by_judge_cost(results: List[dict], quality: str) -> Dict[str, tuple]:
+    """gold_vs_judge_rows.png's data: per setup with PPO (in the experiment's order), (judge rows per iteration,
+    mean quality, 95% half-width over runs). {} unless the setups read the judge at more than one cost."""
+    found: Dict[str, tuple] = {}
+    for result in results:
+        order = [s for s in result.get("setups", []) if s in result["artifacts"]] + sorted(result["artifacts"])
+        for setup in dict.fromkeys(order):
+            row = result["results"][setup]
+            if row.get(JUDGE_ROWS) is not None and row.get(quality) is not None:
+                rows, values = found.get(setup, (row[JUDGE_ROWS], []))
+                found[setup] = (rows, values + [float(row[quality])])
+    if len({rows for rows, _ in found.values()}) < 2:
+        return {}
+    stats = {setup: (rows, mean_ci(values)) for setup, (rows, values) in found.items()}
+    return {setup: (rows, stat["mean"], stat["half_width"]) for setup, (rows, stat) in stats.items()}
+
+
 def write_plots(results: List[dict], directory: Path) -> List[Path]:
     """gold_vs_step.png, gold_vs_kl.png and rm_reliability.png for a set of pipeline results (one run or many);
-    where the results have them, rm_reliability_by_kind.png (per prompt kind), gold_vs_rm_accuracy.png and, for RMs
-    trained on several data sizes, rm_scaling.png."""
+    where the results have them, rm_reliability_by_kind.png (per prompt kind), gold_vs_rm_accuracy.png, for RMs
+    trained on several data sizes rm_scaling.png, and for setups reading the judge at several costs
+    gold_vs_judge_rows.png."""
     curves: Dict[str, List[List[tuple]]] = {}
     frontier: Dict[str, List[tuple]] = {}
     # Held-out quality on the frontier's y axis: gold where the task has it, else the independent judge's verdict.
@@ -82,6 +104,8 @@ def write_plots(results: List[dict], directory: Path) -> List[Path]:
     quality = "gold (sampled)" if has_gold else "judge: win vs reference"
     for result in results:
         for setup, paths in result["artifacts"].items():
+            if "ppo" not in paths:  # an RM-only setup (last_stage: rm)
+                continue
             curves.setdefault(setup, []).append(series(read_history(paths["ppo"]), "train/gold/mean"))
             metrics = result["results"][setup]
             if metrics.get(quality) is not None:
@@ -102,4 +126,8 @@ def write_plots(results: List[dict], directory: Path) -> List[Path]:
     scaling = scaling_curves(results)
     if scaling:
         plots.append(plot_scaling(scaling, directory / "rm_scaling.png"))
+    by_cost = quality_by_judge_cost(results, quality)
+    if by_cost:
+        plots.append(plot_quality_vs_judge_rows(by_cost, directory / "gold_vs_judge_rows.png",
+                                                ylabel=f"held-out {quality}"))
     return plots

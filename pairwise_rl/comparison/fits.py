@@ -35,6 +35,8 @@ def rm_accuracy_fit(results: List[dict]) -> Optional[dict]:
 def fit_note(fit: dict) -> str:
     offsets = "; ".join(f"{mode} − {fit['reference']} = {format_cell(stat)}" for mode, stat in fit["offsets"].items())
     r = "undefined" if fit["r"] is None else f"{fit['r']:.2f}"
+    # with one RM mode there is no offset to state (the group_topologies runs: one generative judge per seed)
+    between = f"; at the same {fit['x']}, {offsets}" if offsets else ""
     return (f"PPO {fit['y']} against {fit['x']}, one point per distinct RM (n = {fit['n']}): slope "
-            f"{fit['slope']:.3f}, r = {r}; at the same {fit['x']}, {offsets} (least squares with one shared slope; "
-            "the interval treats the RMs as independent, which a seed's shared SFT policy is not).")
+            f"{fit['slope']:.3f}, r = {r}{between} (least squares with one shared slope; the interval treats the RMs "
+            "as independent, which a seed's shared SFT policy is not).")

@@ -67,6 +67,14 @@ def rm_mode(rm_dir: str) -> str:
     return OmegaConf.load(Path(rm_dir) / "config.yaml").rm.mode  # the config the artifact was built with
 
 
+def rm_label(rm_dir: str) -> str:
+    """The RM's mode, and where its weights started when that was not the default (the SFT policy): e.g.
+    'generative (init=random)', so a scaling curve never joins judges with and without pretraining."""
+    rm = OmegaConf.load(Path(rm_dir) / "config.yaml").rm
+    init = rm.get("init", "sft")
+    return rm.mode if init == "sft" else f"{rm.mode} (init={init})"
+
+
 def distinct_rms(result: dict) -> Dict[str, str]:
     """{setup: RM dir} for the first setup (in the experiment's order) of each distinct RM in one run: setups that
     share an RM count once."""

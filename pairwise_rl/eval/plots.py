@@ -112,6 +112,25 @@ def plot_gold_vs_rm_accuracy(points: Mapping[str, list], path: Path, xlabel: str
     return _save(fig, path)
 
 
+def plot_quality_vs_judge_rows(points: Mapping[str, tuple], path: Path,
+                               ylabel: str = "held-out gold (sampled)") -> Path:
+    """Each setup's held-out quality (mean, 95% interval over seeds) against the judge rows its reward reads per PPO
+    iteration (log x): what a reward form or comparison topology buys for its judge cost. points[setup] = (rows,
+    mean, half_width)."""
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, (setup, (rows, mean, width)) in enumerate(points.items()):
+        ax.errorbar([rows], [mean], yerr=[0.0 if width != width else width], marker="o", capsize=3,
+                    color=f"C{i % 10}", label=setup)
+        ax.annotate(setup, (rows, mean), fontsize=6, xytext=(4, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_locator(NullLocator())
+    sizes = sorted({rows for rows, _, _ in points.values()})
+    ax.set_xticks(sizes, [f"{x:g}" for x in sizes])
+    ax.set(xlabel="judge rows per PPO iteration", ylabel=ylabel, title="Held-out quality against judge cost")
+    ax.legend(fontsize=6, ncol=2)
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     if distributed.is_main():  # every rank draws the same figure; one writes it

@@ -48,3 +48,13 @@ def test_matched_offsets_one_group_is_a_line_and_too_little_data_is_none():
     assert matched_offsets(no_x_spread) is None
     assert matched_offsets({}) is None
     assert matched_offsets({"bt": [(0.5, 0.0), (0.7, 0.0)], "generative": [(0.5, 0.0), (0.6, 0.0)]})["r"] is None
+
+
+def test_one_rm_mode_fits_a_slope_and_its_note_states_no_offset():
+    from pairwise_rl.comparison.fits import fit_note
+
+    # y = 0.6 - 0.1 x exactly: slope -0.1, r = -1, no second mode to offset
+    fit = matched_offsets({"generative": [(0.5, 0.55), (0.6, 0.54), (0.7, 0.53)]})
+    assert fit["slope"] == pytest.approx(-0.1) and fit["r"] == pytest.approx(-1.0) and fit["offsets"] == {}
+    note = fit_note({"x": "RM gold accuracy", "y": "gold (sampled)", **fit})
+    assert "slope -0.100, r = -1.00 (least squares" in note and "at the same" not in note
