@@ -140,6 +140,7 @@ class SFTConfig:
 class RMConfig:
     mode: str = MISSING
     num_train_pairs: int = 6000
+    pairs_used: Optional[int] = None
     num_eval_pairs: int = 600
     max_steps: int = 400
     batch_size: int = 32
@@ -271,6 +272,7 @@ class SetupConfig:
     advantage: Optional[str] = None   # ppo.advantage for this setup
     anchor: Optional[str] = None      # ppo.anchor for this setup
     overrides: Dict[str, Any] = field(default_factory=dict)  # any other key: {ppo.kl.in_reward: false, ...}
+    last_stage: Optional[str] = None  # rm | ppo | evaluate: stop there (rm: an RM-only point); null: every stage
 
 
 @dataclass
@@ -394,6 +396,7 @@ def validate(cfg: DictConfig) -> None:
               "(from data.max_prompt_tokens, data.max_response_tokens and, for rm=generative, rm.template)")
 
     one_of(cfg, "rm.train_split", ["train", "judge"])
+    _validate_pairs_used(cfg)
     one_of(cfg, "rm.init", RM_INITS.names())
     if cfg.stage == "rm_eval":
         check(cfg.rm.path is not None, "rm.path", "stage=rm_eval needs the RM to evaluate: an RM artifact "
@@ -424,16 +427,27 @@ def validate(cfg: DictConfig) -> None:
     check_cache(cfg)
 
 
+def _validate_pairs_used(cfg: DictConfig) -> None:
+    """rm.pairs_used cuts the collected training pairs: it must be a positive count no larger than the collection."""
+    if cfg.rm.pairs_used is not None:
+        positive(cfg, "rm.pairs_used")
+        check(cfg.rm.pairs_used <= cfg.rm.num_train_pairs, "rm.pairs_used",
+              f"{cfg.rm.pairs_used} is more than the rm.num_train_pairs={cfg.rm.num_train_pairs} collected")
+
+
 def _validate_setups(cfg: DictConfig) -> None:
     """Every pipeline setup: its names resolve, and its own config (rm, reward, estimator, anchor applied) is valid."""
     from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
     from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.rewards.anchors import ANCHORS
     from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, PPO_REWARDS
-    from pairwise_rl.stages.pipeline import for_setup
+    from pairwise_rl.stages.pipeline import LAST_STAGES, for_setup
 
     for i, setup in enumerate(cfg.pipeline.setups):
         one_of(cfg, f"pipeline.setups.{i}.rm", RM_MODES.names())
+        if setup.last_stage is not None:
+            one_of(cfg, f"pipeline.setups.{i}.last_stage", list(LAST_STAGES))
+        trains_policy = setup.last_stage != "rm"
         if setup.ppo is not None:
             one_of(cfg, f"pipeline.setups.{i}.ppo", sorted(PPO_PRESETS))
         if setup.reward is not None:
@@ -442,15 +456,18 @@ def _validate_setups(cfg: DictConfig) -> None:
             one_of(cfg, f"pipeline.setups.{i}.advantage", ADVANTAGE_ESTIMATORS.names())
         if setup.anchor is not None:
             one_of(cfg, f"pipeline.setups.{i}.anchor", ANCHORS.names())
-        check(setup.ppo is not None or setup.reward is not None, f"pipeline.setups.{i}",
-              "name the reward: ppo (a preset: standard | pairwise) or reward (scalar | anchor | group)")
+        check(setup.ppo is not None or setup.reward is not None or not trains_policy, f"pipeline.setups.{i}",
+              "name the reward: ppo (a preset: standard | pairwise) or reward (scalar | anchor | group), or stop "
+              "before PPO with last_stage: rm")
         for key in setup.overrides:
             check(OmegaConf.select(cfg, key, default=ABSENT) is not ABSENT, f"pipeline.setups.{i}.overrides",
                   f"unknown key {key!r}")
         try:
             own = for_setup(cfg, setup)
             RM_MODES.get(own.rm.mode).check_config(own)
-            _validate_ppo(own)
+            _validate_pairs_used(own)
+            if trains_policy:
+                _validate_ppo(own)
         except ConfigError as error:
             raise ConfigError(f"pipeline.setups.{i} ({setup.name}): {error}") from None
     names = [setup.name for setup in cfg.pipeline.setups]

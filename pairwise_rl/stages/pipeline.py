@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -51,6 +51,7 @@ SUMMARY = {  # column in the table -> (stage, metric)
 }
 SECONDS_PER_ITERATION = "PPO s / iteration"  # wall time: the one column two identical runs never agree on
 STAGE_ORDER = ("sft", "rm", "ppo", "evaluate")
+LAST_STAGES = STAGE_ORDER[1:]  # pipeline.setups[*].last_stage
 
 
 def setups(cfg: DictConfig) -> List[Dict[str, object]]:
@@ -71,6 +72,16 @@ def for_setup(cfg: DictConfig, setup) -> DictConfig:
             values[key] = setup[field]
     values.update(dict(setup.get("overrides") or {}))
     return with_values(cfg, values)
+
+
+def setup_stages(cfg: DictConfig, setup) -> Tuple[str, ...]:
+    """The stages a setup runs: all of them, up to its last_stage (rm: an RM-only point, e.g. of a data-scaling
+    curve), and no evaluate without an independent judge (judge.name=none)."""
+    stages = STAGE_ORDER if judge_kind(cfg) != "none" else STAGE_ORDER[:-1]
+    last = setup.get("last_stage")
+    if last in stages:
+        stages = stages[:stages.index(last) + 1]
+    return stages
 
 
 def seconds_per_iteration(ppo_dir: Path, iterations: int) -> Optional[float]:
@@ -96,14 +107,17 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     first_metrics: Dict[str, Dict[str, float]] = {}
     for setup in setups(cfg):
         setup_cfg = for_setup(cfg, setup)
-        stages = STAGE_ORDER if judge_kind(cfg) != "none" else STAGE_ORDER[:-1]  # judge.name=none: no evaluate
-        dirs = {stage: ensure(setup_cfg, stage) for stage in stages}
+        dirs = {stage: ensure(setup_cfg, stage) for stage in setup_stages(cfg, setup)}
         metrics = {stage: stage_metrics(path) for stage, path in dirs.items()}
-        first_metrics = first_metrics or metrics
+        if "ppo" in metrics:
+            first_metrics = first_metrics or metrics
         results[setup["name"]] = {column: metrics.get(stage, {}).get(key) for column, (stage, key) in SUMMARY.items()}
-        results[setup["name"]][SECONDS_PER_ITERATION] = seconds_per_iteration(dirs["ppo"], setup_cfg.ppo.iterations)
+        if "ppo" in dirs:
+            results[setup["name"]][SECONDS_PER_ITERATION] = seconds_per_iteration(dirs["ppo"],
+                                                                                  setup_cfg.ppo.iterations)
         paths[setup["name"]] = {stage: str(path) for stage, path in dirs.items()}
-    results = {"sft (start)": sft_row(first_metrics), **results}
+    if first_metrics:  # the starting policy as some setup's PPO stage measured it (RM-only runs have none)
+        results = {"sft (start)": sft_row(first_metrics), **results}
     shown = {name: {column: value for column, value in row.items()
                     if any(r.get(column) is not None for r in results.values())}  # no all-empty rows (no gold)
              for name, row in results.items()}

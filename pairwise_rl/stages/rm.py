@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 from omegaconf import DictConfig
 
+from pairwise_rl.data.records import Preference
 from pairwise_rl.distributed import compute_device
 from pairwise_rl.eval.io import read_json, write_json
 from pairwise_rl.eval.metrics import GROUP_RELIABILITY, Reliability
@@ -26,7 +27,7 @@ from pairwise_rl.registry import Registry
 from pairwise_rl.rewards import RM_MODES
 from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import HF_DIR, run_artifact_stage, run_name, with_values
-from pairwise_rl.stages.pairs import read_pairs, uses_sft_policy
+from pairwise_rl.stages.pairs import pairs_path, read_pairs, uses_sft_policy
 from pairwise_rl.tasks.base import load_task
 from pairwise_rl.training import build_trainer, finish_loggers, fit
 
@@ -69,9 +70,24 @@ def starting_point(cfg: DictConfig, ctx: StageContext) -> Path:
     return RM_INITS.get(cfg.rm.init)(cfg, ctx)
 
 
+def training_pairs(cfg: DictConfig, pairs_dir: Path, data: Dict[str, List[Preference]]) -> List[Preference]:
+    """The split the RM trains on, cut to its first rm.pairs_used pairs. Collection is prefix-stable, so the sizes
+    of a scaling sweep are nested subsets of one collected set; a split too small for the cut is an error, never a
+    silently smaller run."""
+    pairs = data[cfg.rm.train_split]
+    used = cfg.rm.pairs_used
+    if used is None:
+        return pairs
+    if used > len(pairs):
+        raise ValueError(f"rm.pairs_used={used}, but {pairs_path(pairs_dir, cfg.rm.train_split)} holds only "
+                         f"{len(pairs)} pairs")
+    return pairs[:used]
+
+
 @artifact_stage("rm", needs=lambda cfg: ("sft", "pairs") if uses_sft_policy(cfg) else ("pairs",), keys=RM_KEYS)
 def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     data = read_pairs(ctx.needs["pairs"])
+    train = training_pairs(cfg, ctx.needs["pairs"], data)
     # Digits knows the gold judge and the annotator's probabilities; a human dataset has only its labels.
     task = load_task(cfg)
     gold = task.gold
@@ -87,7 +103,7 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
 
     trainer = None
     if judge.model is not None:  # the gold judge has nothing to train
-        module = RewardModelModule(judge, data[cfg.rm.train_split], val, cfg, cfg.seed)
+        module = RewardModelModule(judge, train, val, cfg, cfg.seed)
         trainer = build_trainer(cfg, ctx.dir, stage="rm", run_name=run_name(cfg, ctx), val_every=cfg.rm.val_every,
                                 checkpoint_every=cfg.rm.checkpoint_every, gradient_clip_val=cfg.rm.max_grad_norm)
         with ctx.timed("train"):
@@ -108,7 +124,7 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                            "trained": {m: judged.metrics[m] for m in shown}}))
     metrics = {**judged.metrics, **{f"init/{k}": v for k, v in before.items()},
                **{f"{g}/{k}": v for g, j in by_group.items() for k, v in j.metrics.items()},
-               "train_pairs": float(len(data[cfg.rm.train_split])), "eval_pairs": float(len(test.prompts))}
+               "train_pairs": float(len(train)), "eval_pairs": float(len(test.prompts))}
     if trainer is not None:
         metrics["nonfinite_skipped"] = float(module.guard.skipped)
         metrics["local_param_fraction"] = module.local_param_fraction

@@ -50,6 +50,13 @@ def no_model_loads(monkeypatch):
     (["ppo.reward=group", "ppo.samples_per_prompt=4", "eval.samples_per_prompt=3", "eval.batch_size=12",
       "ppo.group.topology=k_random", "ppo.group.k=1"], "ppo.group.k"),  # held-out groups of 3: n*k odd
     (["ppo.group.fit=elo"], "ppo.group.fit"),
+    (["rm.pairs_used=0"], "rm.pairs_used"),
+    (["rm.num_train_pairs=100", "rm.pairs_used=101"], "rm.pairs_used"),  # more than were collected
+    (["stage=pipeline", "pipeline.setups=[{name: s, rm: bt, last_stage: rm, overrides: {rm.pairs_used: 7000}}]"],
+     r"pipeline.setups.0 \(s\): rm.pairs_used"),  # a setup's own cut, against rm.num_train_pairs = 6000
+    (["stage=pipeline", "pipeline.setups=[{name: s, rm: bt, ppo: standard, last_stage: sft}]"],
+     "pipeline.setups.0.last_stage"),
+    (["stage=pipeline", "pipeline.setups=[{name: s, rm: bt, last_stage: ppo}]"], "pipeline.setups.0"),  # no reward
     (["ppo.group.ridge=0"], "ppo.group.ridge"),
     (["stage=cache", "cache.clean=[partial,everything]"], "cache.clean"),
     (["stage=cache", "cache.max_age_days=0"], "cache.max_age_days"),

@@ -119,3 +119,28 @@ def test_rm_stage_trains_on_a_human_preference_file_without_an_sft_policy(make_c
     metrics = stage_metrics(out)
     assert 0.0 <= metrics["accuracy"] <= 1.0 and "annotator_accuracy" not in metrics  # no oracle on human data
     assert load_reward_model(out / HF_DIR).mode == "bt"
+
+
+def test_rm_pairs_used_trains_on_the_first_pairs_of_one_collection(make_debug_cfg):
+    """A scaling sweep's sizes share one collection: rm.pairs_used=24 of the 64 collected trains the same RM, bit
+    for bit, as collecting only 24 (collection is prefix-stable), and reads the 64-pair artifact, not a new one."""
+    cut = run(make_debug_cfg("stage=rm", "rm.pairs_used=24"))
+    alone = run(make_debug_cfg("stage=rm", "rm.num_train_pairs=24"))
+    cut_pairs, alone_pairs = (read_json(out / COMPLETE)["needs"]["pairs"] for out in (cut, alone))
+    assert cut_pairs == read_json(run(make_debug_cfg("stage=rm")) / COMPLETE)["needs"]["pairs"] != alone_pairs
+    collected = read_jsonl(f"{cut_pairs}/train_pairs.jsonl")
+    assert len(collected) == 64 and collected[:24] == read_jsonl(f"{alone_pairs}/train_pairs.jsonl")
+    assert stage_metrics(cut)["train_pairs"] == stage_metrics(alone)["train_pairs"] == 24
+    a, b = (load_reward_model(out / HF_DIR).model.state_dict() for out in (cut, alone))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rm_pairs_used_beyond_the_split_names_the_file(make_cfg, tmp_path):
+    from pairwise_rl.data.records import Preference
+    from pairwise_rl.stages.rm import training_pairs
+
+    pairs = [Preference(prompt=f"p{i}", chosen="a", rejected="b") for i in range(5)]
+    cfg = make_cfg("rm.pairs_used=3")
+    assert training_pairs(cfg, tmp_path, {"train": pairs}) == pairs[:3]
+    with pytest.raises(ValueError, match=r"rm.pairs_used=6, but .*train_pairs.jsonl holds only 5 pairs"):
+        training_pairs(make_cfg("rm.pairs_used=6"), tmp_path, {"train": pairs})
