@@ -73,19 +73,22 @@ def scaling_curves(results: List[dict]) -> Dict[str, Dict[str, list]]:
 
 
 JUDGE_ROWS = "judge rows / iteration"  # the pipeline's column (stages/pipeline.py SUMMARY)
+START = "sft (start)"  # the pipeline's row of the starting policy
 
 
 def quality_by_judge_cost(results: List[dict], quality: str) -> Dict[str, tuple]:
     """gold_vs_judge_rows.png's data: per setup with PPO (in the experiment's order), (judge rows per iteration,
-    mean quality, 95% half-width over runs). {} unless the setups read the judge at more than one cost."""
+    mean, 95% half-width over runs) of its quality minus the starting policy's in the same run (paired: a seed's
+    SFT policy moves every setup of that seed alike). {} unless the setups read the judge at more than one cost."""
     found: Dict[str, tuple] = {}
     for result in results:
+        start = result["results"].get(START, {}).get(quality)
         order = [s for s in result.get("setups", []) if s in result["artifacts"]] + sorted(result["artifacts"])
         for setup in dict.fromkeys(order):
             row = result["results"][setup]
-            if row.get(JUDGE_ROWS) is not None and row.get(quality) is not None:
+            if row.get(JUDGE_ROWS) is not None and row.get(quality) is not None and start is not None:
                 rows, values = found.get(setup, (row[JUDGE_ROWS], []))
-                found[setup] = (rows, values + [float(row[quality])])
+                found[setup] = (rows, values + [float(row[quality]) - float(start)])
     if len({rows for rows, _ in found.values()}) < 2:
         return {}
     stats = {setup: (rows, mean_ci(values)) for setup, (rows, values) in found.items()}
@@ -129,5 +132,5 @@ def write_plots(results: List[dict], directory: Path) -> List[Path]:
     by_cost = quality_by_judge_cost(results, quality)
     if by_cost:
         plots.append(plot_quality_vs_judge_rows(by_cost, directory / "gold_vs_judge_rows.png",
-                                                ylabel=f"held-out {quality}"))
+                                                ylabel=f"held-out {quality} − start (paired per run)"))
     return plots

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Dict, List, Mapping
 
 import matplotlib
 
@@ -116,18 +116,23 @@ def plot_quality_vs_judge_rows(points: Mapping[str, tuple], path: Path,
                                ylabel: str = "held-out gold (sampled)") -> Path:
     """Each setup's held-out quality (mean, 95% interval over seeds) against the judge rows its reward reads per PPO
     iteration (log x): what a reward form or comparison topology buys for its judge cost. points[setup] = (rows,
-    mean, half_width)."""
-    fig, ax = plt.subplots(figsize=(7, 5))
+    mean, half_width). Setups at the same cost are spread a little along x so their intervals stay apart; each is
+    labelled beside its point."""
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    at_cost: Dict[float, List[str]] = {}
+    for setup, (rows, _, _) in points.items():
+        at_cost.setdefault(rows, []).append(setup)
     for i, (setup, (rows, mean, width)) in enumerate(points.items()):
-        ax.errorbar([rows], [mean], yerr=[0.0 if width != width else width], marker="o", capsize=3,
-                    color=f"C{i % 10}", label=setup)
-        ax.annotate(setup, (rows, mean), fontsize=6, xytext=(4, 2), textcoords="offset points")
+        same = at_cost[rows]
+        x = rows * 1.04 ** (same.index(setup) - (len(same) - 1) / 2)
+        ax.errorbar([x], [mean], yerr=[0.0 if width != width else width], marker="o", markersize=3, capsize=2,
+                    color=f"C{i % 10}")
+        ax.annotate(setup, (x, mean), fontsize=5, xytext=(3, 1), textcoords="offset points")
+    ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
     ax.set_xscale("log")
     ax.xaxis.set_minor_locator(NullLocator())
-    sizes = sorted({rows for rows, _, _ in points.values()})
-    ax.set_xticks(sizes, [f"{x:g}" for x in sizes])
+    ax.set_xticks(sorted(at_cost), [f"{x:g}" for x in sorted(at_cost)])
     ax.set(xlabel="judge rows per PPO iteration", ylabel=ylabel, title="Held-out quality against judge cost")
-    ax.legend(fontsize=6, ncol=2)
     return _save(fig, path)
 
 

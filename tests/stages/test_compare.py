@@ -167,21 +167,23 @@ def test_compare_pairs_contrasts_chosen_setups_within_each_seed(make_debug_cfg, 
         validate(make_debug_cfg("stage=compare", f"compare.dir={sweep}", "compare.pairs=[[pairwise_rl]]"))
 
 
-def test_quality_by_judge_cost_is_each_setups_mean_over_runs_at_its_judge_rows():
+def test_quality_by_judge_cost_is_each_setups_gain_over_its_runs_start_at_its_judge_rows():
     from pairwise_rl.comparison.figures import quality_by_judge_cost
 
-    def result(a_gold, b_gold):
-        return {"setups": ["a", "b", "rm_only"], "artifacts": {"a": {}, "b": {}, "rm_only": {}},
-                "results": {"a": {"judge rows / iteration": 128.0, "gold (sampled)": a_gold},
+    def result(start, a_gold, b_gold):
+        return {"setups": ["sft (start)", "a", "b", "rm_only"], "artifacts": {"a": {}, "b": {}, "rm_only": {}},
+                "results": {"sft (start)": {"gold (sampled)": start},
+                            "a": {"judge rows / iteration": 128.0, "gold (sampled)": a_gold},
                             "b": {"judge rows / iteration": 192.0, "gold (sampled)": b_gold},
                             "rm_only": {"judge rows / iteration": None, "gold (sampled)": None}}}
 
-    found = quality_by_judge_cost([result(0.60, 0.61), result(0.62, 0.61)], "gold (sampled)")
+    # a: +0.01 and +0.03 over the two runs' starts; b: +0.02 twice although its absolute gold moves with the start
+    found = quality_by_judge_cost([result(0.59, 0.60, 0.61), result(0.60, 0.63, 0.62)], "gold (sampled)")
     assert list(found) == ["a", "b"]  # an RM-only setup has no PPO cost
     rows, mean, width = found["a"]
-    # two runs 0.60, 0.62: sd 0.01414, se 0.01, t(0.975, 1) = 12.706
-    assert (rows, mean, width) == (128.0, pytest.approx(0.61), pytest.approx(0.12706))
-    assert found["b"][:2] == (192.0, pytest.approx(0.61)) and found["b"][2] == pytest.approx(0.0)
-    one_cost = result(0.6, 0.6)
+    # gains 0.01, 0.03: sd 0.01414, se 0.01, t(0.975, 1) = 12.706
+    assert (rows, mean, width) == (128.0, pytest.approx(0.02), pytest.approx(0.12706))
+    assert found["b"][:2] == (192.0, pytest.approx(0.02)) and found["b"][2] == pytest.approx(0.0, abs=1e-9)
+    one_cost = result(0.6, 0.6, 0.6)
     one_cost["results"]["b"]["judge rows / iteration"] = 128.0
     assert quality_by_judge_cost([one_cost], "gold (sampled)") == {}  # nothing to plot against
