@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from pairwise_rl.comparison.fits import gold_against_rm_accuracy
-from pairwise_rl.comparison.load import distinct_rms, rm_label, rm_mode
+from pairwise_rl.comparison.load import artifact_order, distinct_rms, rm_label, rm_mode
 from pairwise_rl.eval.aggregate import mean_ci
 from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import read_json
@@ -83,8 +83,7 @@ def quality_by_judge_cost(results: List[dict], quality: str) -> Dict[str, tuple]
     found: Dict[str, tuple] = {}
     for result in results:
         start = result["results"].get(START, {}).get(quality)
-        order = [s for s in result.get("setups", []) if s in result["artifacts"]] + sorted(result["artifacts"])
-        for setup in dict.fromkeys(order):
+        for setup in artifact_order(result):
             row = result["results"][setup]
             if row.get(JUDGE_ROWS) is not None and row.get(quality) is not None and start is not None:
                 rows, values = found.get(setup, (row[JUDGE_ROWS], []))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from omegaconf import OmegaConf
 
@@ -63,25 +63,35 @@ def all_versions(versions: Dict[str, List[str]]) -> List[str]:
 
 
 @functools.lru_cache(maxsize=None)  # artifacts are content-addressed and never rewritten: read each config once
+def _rm_mode_and_init(rm_dir: str) -> Tuple[str, str]:
+    rm = OmegaConf.load(Path(rm_dir) / "config.yaml").rm  # the config the artifact was built with
+    return rm.mode, rm.get("init", "sft")
+
+
 def rm_mode(rm_dir: str) -> str:
-    return OmegaConf.load(Path(rm_dir) / "config.yaml").rm.mode  # the config the artifact was built with
+    return _rm_mode_and_init(rm_dir)[0]
 
 
 def rm_label(rm_dir: str) -> str:
     """The RM's mode, and where its weights started when that was not the default (the SFT policy): e.g.
     'generative (init=random)', so a scaling curve never joins judges with and without pretraining."""
-    rm = OmegaConf.load(Path(rm_dir) / "config.yaml").rm
-    init = rm.get("init", "sft")
-    return rm.mode if init == "sft" else f"{rm.mode} (init={init})"
+    mode, init = _rm_mode_and_init(rm_dir)
+    return mode if init == "sft" else f"{mode} (init={init})"
+
+
+def artifact_order(result: dict) -> List[str]:
+    """One run's setups with artifacts, in the experiment's order: result.json sorts its keys, `setups` keeps the
+    order (older results without it: alphabetical)."""
+    artifacts = result["artifacts"]
+    return list(dict.fromkeys([s for s in result.get("setups", []) if s in artifacts] + sorted(artifacts)))
 
 
 def distinct_rms(result: dict) -> Dict[str, str]:
     """{setup: RM dir} for the first setup (in the experiment's order) of each distinct RM in one run: setups that
     share an RM count once."""
     seen: Dict[str, str] = {}
-    artifacts = result["artifacts"]  # result.json sorts its keys; `setups` keeps the experiment's order
-    for setup in [s for s in result.get("setups", []) if s in artifacts] + sorted(artifacts):
-        rm_dir = artifacts[setup].get("rm")
+    for setup in artifact_order(result):
+        rm_dir = result["artifacts"][setup].get("rm")
         if rm_dir is not None and rm_dir not in seen.values():
             seen[setup] = rm_dir
     return seen
