@@ -8,6 +8,10 @@ need even while they are half built.
 Cleaning picks candidates by rule (`cache.clean`), then gives back every candidate that something kept still needs,
 directly or through another kept artifact, and every artifact whose lock is held. Removal happens under the
 artifact's own lock, so a job that starts building it meanwhile waits and then rebuilds it from scratch.
+
+Dropping checkpoints (`cache.drop_checkpoints`) trims instead of removing: a complete artifact keeps everything a
+reader uses and loses only the resumable checkpoints nothing reads (what `paths.keep_checkpoints=false`, the
+default, does when an artifact completes; caches built with true, or by code before that key, still hold them).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from pairwise_rl import provenance
 from pairwise_rl.eval.io import read_json
 from pairwise_rl.checks import check, one_of, positive
-from pairwise_rl.pipeline import CACHE_POLICIES, COMPLETE, LOCK, NEEDS
+from pairwise_rl.pipeline import CACHE_POLICIES, CHECKPOINT_DIR, COMPLETE, LOCK, NEEDS, drop_checkpoints
 from pairwise_rl.registry import Registry
 
 ARTIFACT_NAME = re.compile(r"^(?P<stage>[a-z_]+)-(?P<key>[0-9a-f]{12})$")
@@ -45,6 +49,7 @@ class Entry:
     last_used: float               # complete: the marker's mtime, touched whenever the cache serves it
     built_by: Optional[dict]       # complete: COMPLETE.json's record; otherwise the starting code's (config.yaml)
     needs: List[str]               # names of the artifacts it reads
+    checkpoint_bytes: int          # of size_bytes, its resumable checkpoints
     needed_by: List[str] = field(default_factory=list)
 
     @property
@@ -68,6 +73,8 @@ def _lock_held(path: Path) -> bool:
 
 
 def _size(path: Path) -> int:
+    if not path.is_dir():
+        return 0
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
 
 
@@ -101,7 +108,8 @@ def scan(cache_dir: Path) -> List[Entry]:
         status = "complete" if complete else ("building" if _lock_held(path) else "partial")
         started = (path / "config.yaml").stat().st_mtime if (path / "config.yaml").exists() else path.stat().st_mtime
         entries[path.name] = Entry(path=path, stage=match["stage"], key=match["key"], status=status,
-                                   size_bytes=_size(path), started_at=started,
+                                   size_bytes=_size(path), checkpoint_bytes=_size(path / CHECKPOINT_DIR),
+                                   started_at=started,
                                    last_used=(path / COMPLETE).stat().st_mtime if complete else path.stat().st_mtime,
                                    built_by=_recorded_code(path, complete), needs=_needs(path, complete))
     for entry in entries.values():
@@ -216,6 +224,16 @@ def remove(entry: Entry, scanned: Sequence[str]) -> Optional[str]:
             return f"needed by {newcomers[0]}, started after the scan"
         shutil.rmtree(entry.path)
     return None
+
+
+def trim_checkpoints(entry: Entry) -> Tuple[int, Optional[str]]:
+    """Drop a complete artifact's checkpoints under its lock: (bytes freed, None) or (0, why they stay)."""
+    with _holding_lock(entry.path) as ours:
+        if not ours:
+            return 0, "a build took its lock after the scan"
+        if not (entry.path / COMPLETE).exists():
+            return 0, "not complete: its build resumes from them"
+        return drop_checkpoints(entry.path), None
 
 
 def removal_order(entries: Sequence[Entry]) -> List[Entry]:

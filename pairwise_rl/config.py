@@ -253,6 +253,7 @@ class PathsConfig:
     output_dir: str = MISSING
     cache_dir: str = MISSING
     cache_policy: str = "code"
+    keep_checkpoints: bool = False
 
 
 @dataclass
@@ -260,6 +261,7 @@ class CacheConfig:
     clean: List[str] = field(default_factory=list)
     max_age_days: float = 30.0
     dry_run: bool = False
+    drop_checkpoints: bool = False
 
 
 # ------------------------------------------------------------------------------------------------- pipeline

@@ -5,8 +5,10 @@ config sections that determine that artifact plus the keys of the stages it need
 reuses one SFT policy and one RM per RM mode, and rerunning a finished command skips straight to the result.
 
 An artifact is served only once its COMPLETE marker exists (written atomically, last); a directory without it is
-an interrupted run, which the stage resumes from its checkpoints. A file lock keeps parallel sweep jobs from
-building the same artifact twice.
+an interrupted run, which the stage resumes from its checkpoints. Once the marker is written the checkpoints have no
+reader left (a complete artifact is served, never resumed) and go, unless `paths.keep_checkpoints`: on a pretrained
+model they are two thirds of an artifact's bytes. A file lock keeps parallel sweep jobs from building the same
+artifact twice.
 
 An artifact has two keys. Its *config key* hashes what determines its numbers apart from the code: the config
 sections of the stage, the numerics it computed in (the resolved `trainer.precision` and `trainer.packing`, for
@@ -28,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -48,6 +51,7 @@ T = TypeVar("T")
 COMPLETE = "COMPLETE.json"
 NEEDS = "needs.json"  # written when a build starts: what a partial artifact reads, so `stage=cache` spares it
 LOCK = ".lock"
+CHECKPOINT_DIR = "checkpoints"  # an artifact's resumable training checkpoints (training.PeriodicCheckpoint)
 ARTIFACT_FORMAT = 6  # bump when a stage's output layout or semantics change, to invalidate old caches
 
 
@@ -326,8 +330,24 @@ def ensure(cfg: DictConfig, name: str) -> Path:
                                         **({"numerics": numerics(cfg)} if spec.numeric_for(cfg) else {}),
                                         "phases": ctx.phases, "world_size": distributed.world_size(),
                                         "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})
+            if not cfg.paths.keep_checkpoints:  # after the marker: a kill in between leaves them, never a partial
+                freed = drop_checkpoints(out)
+                if freed:
+                    log.info("[%s] dropped its checkpoints (%.2f GB; paths.keep_checkpoints=true keeps them)",
+                             name, freed / 1e9)
     distributed.barrier()  # the others read the artifact only once the marker is there
     return out
+
+
+def drop_checkpoints(path: Path) -> int:
+    """Remove an artifact's resumable checkpoints; returns the bytes freed. Only for a complete artifact (the caller
+    checks): a partial one resumes from them."""
+    folder = Path(path) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return 0
+    freed = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+    shutil.rmtree(folder)
+    return freed
 
 
 def stage_metrics(path: Path) -> Dict[str, float]:

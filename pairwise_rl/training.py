@@ -26,11 +26,11 @@ from pairwise_rl.checks import one_of
 from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES, requested_world_size
 from pairwise_rl.eval.io import read_jsonl
 from pairwise_rl.modules.optim import forget_autocast_casts
+from pairwise_rl.pipeline import CHECKPOINT_DIR
 from pairwise_rl.rewards.ppo_reward import ppo_label
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 2
 
 # Lightning warns when a run resumes mid-epoch; our step-indexed batches make that exact, so the warning is noise.

@@ -50,7 +50,8 @@ def _losses(cache: Path, stage: str) -> list:
 @pytest.fixture(scope="module")
 def fsdp_cache(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fsdp")
-    result = _cli(root / "art", root / "run", "stage=ppo", "trainer=fsdp")
+    # kept checkpoints: the resume test below turns the complete PPO back into an interrupted one
+    result = _cli(root / "art", root / "run", "stage=ppo", "trainer=fsdp", "paths.keep_checkpoints=true")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root / "art"
 
@@ -109,7 +110,7 @@ def test_a_critic_free_group_cell_runs_on_two_sharded_ranks(fsdp_cache, tmp_path
     cache = tmp_path / "art"
     shutil.copytree(fsdp_cache, cache)  # the SFT policy and RM, built on two ranks
     cell = ("ppo.reward=group", "ppo.advantage=grpo", "ppo.samples_per_prompt=2", "eval.samples_per_prompt=2")
-    result = _cli(cache, tmp_path / "run", "stage=ppo", "trainer=fsdp", *cell)
+    result = _cli(cache, tmp_path / "run", "stage=ppo", "trainer=fsdp", "paths.keep_checkpoints=true", *cell)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (grpo,) = [p for p in cache.glob("ppo-*") if p.name != _artifact(fsdp_cache, "ppo").name]
     marker = json.loads((grpo / "COMPLETE.json").read_text())

@@ -135,7 +135,8 @@ def _checkpoint(out):
 def test_group_sampling_cells_run_and_critic_free_ones_build_no_critic(rm, reward, advantage, rows_per_iteration,
                                                                        extra, make_debug_cfg):
     out = run(make_debug_cfg("stage=ppo", f"rm={rm}", f"ppo.reward={reward}", f"ppo.advantage={advantage}",
-                             "ppo.samples_per_prompt=4", "eval.batch_size=24", *extra))  # 48 sampled rows: 2 chunks
+                             "ppo.samples_per_prompt=4", "eval.batch_size=24", "paths.keep_checkpoints=true",
+                             *extra))  # 48 sampled rows: 2 chunks; the checkpoint shows which models trained
     history = [r for r in read_history(out) if "train/reward/mean" in r]
     assert len(history) == 3 and all(r["train/judge/rows"] == rows_per_iteration for r in history)
     has_critic = advantage == "gae"

@@ -9,7 +9,8 @@ from pairwise_rl.stages.common import HF_DIR
 from pairwise_rl.tasks.digits import gold_score
 
 
-def test_sft_debug_run_writes_checkpoint_samples_metrics_and_logs(make_cfg):
+def test_sft_debug_run_writes_checkpoint_samples_metrics_and_logs(make_cfg, caplog):
+    caplog.set_level("INFO", logger="pairwise_rl.pipeline")
     out = run(make_cfg("debug=fast"))
     assert (out / COMPLETE).exists()
     model, tokenizer = load_causal_lm(str(out / HF_DIR)), load_tokenizer(str(out / HF_DIR))
@@ -24,7 +25,15 @@ def test_sft_debug_run_writes_checkpoint_samples_metrics_and_logs(make_cfg):
     assert {"gold_sampled/all", "gold_greedy/all", "gold_sampled/sort"} <= set(metrics)
     history = read_history(out)
     assert any("train/loss" in r for r in history) and any("val/gold_sampled/all" in r for r in history)
+    assert not (out / "checkpoints").exists()  # paths.keep_checkpoints=false: a complete artifact is never resumed
+    assert "[sft] dropped its checkpoints" in caplog.text
+
+
+def test_keep_checkpoints_keeps_the_newest_two_of_a_complete_artifact(make_cfg, caplog):
+    caplog.set_level("INFO", logger="pairwise_rl.pipeline")
+    out = run(make_cfg("debug=fast", "paths.keep_checkpoints=true"))
     assert sorted(p.name for p in (out / "checkpoints").glob("*.ckpt")) == ["step-000010.ckpt", "step-000020.ckpt"]
+    assert "dropped its checkpoints" not in caplog.text
 
 
 def test_sft_rerun_is_served_from_the_cache(make_cfg):
