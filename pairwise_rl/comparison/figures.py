@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from pairwise_rl.comparison.fits import gold_against_rm_accuracy
-from pairwise_rl.comparison.load import artifact_order, distinct_rms, rm_label, rm_mode
+from pairwise_rl.comparison.load import START_ROW, artifact_order, distinct_rms, rm_label, rm_mode
 from pairwise_rl.eval.aggregate import mean_ci
 from pairwise_rl.eval.history import read_history, series
 from pairwise_rl.eval.io import read_json
@@ -73,7 +73,6 @@ def scaling_curves(results: List[dict]) -> Dict[str, Dict[str, list]]:
 
 
 JUDGE_ROWS = "judge rows / iteration"  # the pipeline's column (stages/pipeline.py SUMMARY)
-START = "sft (start)"  # the pipeline's row of the starting policy
 
 
 def quality_by_judge_cost(results: List[dict], quality: str) -> Dict[str, tuple]:
@@ -82,7 +81,7 @@ def quality_by_judge_cost(results: List[dict], quality: str) -> Dict[str, tuple]
     SFT policy moves every setup of that seed alike). {} unless the setups read the judge at more than one cost."""
     found: Dict[str, tuple] = {}
     for result in results:
-        start = result["results"].get(START, {}).get(quality)
+        start = result["results"].get(START_ROW, {}).get(quality)
         for setup in artifact_order(result):
             row = result["results"][setup]
             if row.get(JUDGE_ROWS) is not None and row.get(quality) is not None and start is not None:

@@ -15,6 +15,9 @@ from pairwise_rl.eval.io import read_json
 from pairwise_rl.eval.runs import by_seed
 
 
+START_ROW = "sft (start)"  # a pipeline result's row of the policy every setup starts from (before any RL)
+
+
 class MixedCodeError(UserError, ValueError):
     """The runs of a comparison were built by different code."""
 

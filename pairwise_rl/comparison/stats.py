@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from pairwise_rl.checks import ConfigError
+from pairwise_rl.comparison.load import START_ROW
 from pairwise_rl.eval.aggregate import mean_ci
 
 
@@ -12,7 +13,7 @@ def setup_order(results: List[dict]) -> List[str]:
     """Setups in the order the experiment lists them (the start row first), then any others alphabetically."""
     listed: List[str] = []
     for result in results:
-        names = result.get("setups") or ["sft (start)", *(s["name"] for s in
+        names = result.get("setups") or [START_ROW, *(s["name"] for s in
                                                           result.get("config", {}).get("pipeline", {}).get("setups", []))]
         listed.extend(names)
     every = {setup for result in results for setup in result["results"]}

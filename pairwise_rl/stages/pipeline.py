@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import provenance
 from pairwise_rl.comparison.figures import write_plots
+from pairwise_rl.comparison.load import START_ROW
 from pairwise_rl.eval.io import read_json, write_json
 from pairwise_rl.eval.judge import judge_kind
 from pairwise_rl.eval.report import orient, print_table
@@ -117,7 +118,7 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
                                                                                   setup_cfg.ppo.iterations)
         paths[setup["name"]] = {stage: str(path) for stage, path in dirs.items()}
     if first_metrics:  # the starting policy as some setup's PPO stage measured it (RM-only runs have none)
-        results = {"sft (start)": sft_row(first_metrics), **results}
+        results = {START_ROW: sft_row(first_metrics), **results}
     shown = {name: {column: value for column, value in row.items()
                     if any(r.get(column) is not None for r in results.values())}  # no all-empty rows (no gold)
              for name, row in results.items()}
