@@ -5,6 +5,7 @@ the compare command its header documents. The real model cannot run in tests; it
 from __future__ import annotations
 
 import csv
+import importlib.util
 import re
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tests.conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "smollm2_tokenizer"
 EXPERIMENT = ROOT / "experiments" / "pretrained_judge.yaml"
+BEFORE_TRAINING = ROOT / "docs" / "results" / "pretrained_judge" / "before_training.py"
 COLLECTED = 64  # debug=fast's rm.num_train_pairs
 
 
@@ -120,3 +122,21 @@ def test_the_documented_compare_contrasts_both_modes_with_and_without_pretrainin
     assert [(x, m) for x, m, _ in curves["generative (init=random): RM accuracy"]] == [
         (32, results["generative_1k_random"]["RM accuracy"])]
     assert (sweep / "rm_scaling.png").stat().st_size > 1000
+
+
+def test_the_documented_before_training_summary_reads_every_judge_untrained(experiment_run, capsys):
+    """docs/results/pretrained_judge/before_training.py on the run: each number is the RM's own pre-training
+    evaluation (one seed here, so the mean is that value)."""
+    _, _, sweep = experiment_run
+    spec = importlib.util.spec_from_file_location("before_training", BEFORE_TRAINING)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(sweep)
+    lines = {line.split("  ")[1].strip(): line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert set(lines) == set(script.SETUPS)
+    artifacts = read_json(sweep / "0" / "result.json")["artifacts"]
+    for label, setup in script.SETUPS.items():
+        before = read_json(Path(artifacts[setup]["rm"]) / "evaluate_before_training.json")["result"]
+        assert f"accuracy {before['accuracy']:.3f}" in lines[label]
+        assert ("gold accuracy" in lines[label]) == ("gold_accuracy" in before)
+        assert ("position consistency" in lines[label]) == label.startswith("generative")
