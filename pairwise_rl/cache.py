@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from pairwise_rl import provenance
 from pairwise_rl.eval.io import read_json
 from pairwise_rl.checks import check, one_of, positive
-from pairwise_rl.pipeline import CACHE_POLICIES, CHECKPOINT_DIR, COMPLETE, LOCK, NEEDS, drop_checkpoints
+from pairwise_rl.pipeline import CACHE_POLICIES, CHECKPOINT_DIR, COMPLETE, LOCK, NEEDS, drop_checkpoints, tree_bytes
 from pairwise_rl.registry import Registry
 
 ARTIFACT_NAME = re.compile(r"^(?P<stage>[a-z_]+)-(?P<key>[0-9a-f]{12})$")
@@ -72,12 +72,6 @@ def _lock_held(path: Path) -> bool:
     return False
 
 
-def _size(path: Path) -> int:
-    if not path.is_dir():
-        return 0
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
-
-
 def _recorded_code(path: Path, complete: bool) -> Optional[dict]:
     if complete:
         return read_json(path / COMPLETE).get("built_by")
@@ -108,7 +102,7 @@ def scan(cache_dir: Path) -> List[Entry]:
         status = "complete" if complete else ("building" if _lock_held(path) else "partial")
         started = (path / "config.yaml").stat().st_mtime if (path / "config.yaml").exists() else path.stat().st_mtime
         entries[path.name] = Entry(path=path, stage=match["stage"], key=match["key"], status=status,
-                                   size_bytes=_size(path), checkpoint_bytes=_size(path / CHECKPOINT_DIR),
+                                   size_bytes=tree_bytes(path), checkpoint_bytes=tree_bytes(path / CHECKPOINT_DIR),
                                    started_at=started,
                                    last_used=(path / COMPLETE).stat().st_mtime if complete else path.stat().st_mtime,
                                    built_by=_recorded_code(path, complete), needs=_needs(path, complete))

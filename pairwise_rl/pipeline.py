@@ -339,13 +339,21 @@ def ensure(cfg: DictConfig, name: str) -> Path:
     return out
 
 
+def tree_bytes(path: Path) -> int:
+    """Bytes of the files under a directory (links not followed); 0 when it does not exist."""
+    path = Path(path)
+    if not path.is_dir():
+        return 0
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
 def drop_checkpoints(path: Path) -> int:
     """Remove an artifact's resumable checkpoints; returns the bytes freed. Only for a complete artifact (the caller
     checks): a partial one resumes from them."""
     folder = Path(path) / CHECKPOINT_DIR
     if not folder.is_dir():
         return 0
-    freed = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+    freed = tree_bytes(folder)
     shutil.rmtree(folder)
     return freed
 

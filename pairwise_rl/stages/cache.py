@@ -61,7 +61,8 @@ def listing(entries: List[cache.Entry], now: float, current_version: str, title:
 
 def record(entry: cache.Entry) -> Dict[str, object]:
     return {"name": entry.name, "stage": entry.stage, "key": entry.key, "status": entry.status,
-            "size_bytes": entry.size_bytes, "checkpoint_bytes": entry.checkpoint_bytes, "started_at": entry.started_at, "last_used": entry.last_used,
+            "size_bytes": entry.size_bytes, "checkpoint_bytes": entry.checkpoint_bytes, "started_at": entry.started_at,
+            "last_used": entry.last_used,
             "built_by": entry.built_by, "needs": entry.needs, "needed_by": sorted(entry.needed_by)}
 
 
