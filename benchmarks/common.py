@@ -17,6 +17,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from pairwise_rl import hardware
 from pairwise_rl.tasks.digits import sample_problems
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -78,9 +79,11 @@ def interleaved_medians(fns: Dict[str, Callable[[], object]], repeats: int) -> D
 
 def write_report(out: Path, name: str, result: Dict, table: List[List[str]], header: List[str], notes: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": name, "torch_threads": torch.get_num_threads(), **result}
+    machine = hardware.machine()  # a number is never compared across CPU types by accident
+    result = {"benchmark": name, "torch_threads": torch.get_num_threads(), "machine": machine, **result}
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [f"# {name}", "", notes, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"# {name}", "", notes, "", f"Machine: {machine['cpu']}, torch {machine['torch_cpu_capability']} kernels, "
+             f"{torch.get_num_threads()} thread(s).", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in table]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

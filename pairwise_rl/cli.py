@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from omegaconf import DictConfig
 
 from pairwise_rl.config import register_configs, validate
 from pairwise_rl.errors import UserError, report
+from pairwise_rl.library_logging import quiet_libraries
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -33,6 +35,10 @@ def run(cfg: DictConfig):
     if distributed.needs_relaunch(cfg.trainer):  # trainer=ddp|fsdp with N devices, started as one process
         return distributed.relaunch(cfg.trainer)
     joined = distributed.join_process_group(cfg.trainer)
+    if cfg.trainer.num_threads > 0:  # every stage of the run, not only the ones that build a Lightning trainer
+        import torch
+
+        torch.set_num_threads(cfg.trainer.num_threads)
     from pairwise_rl.models import packing
 
     packing.set_enabled(cfg.trainer.packing)
@@ -46,7 +52,7 @@ def run(cfg: DictConfig):
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
-    _quiet_libraries()
+    quiet_libraries()
     try:
         run(cfg)
     except UserError as error:
@@ -54,6 +60,13 @@ def _hydra_main(cfg: DictConfig) -> None:
             raise
         print(report(error), file=sys.stderr)
         sys.exit(1)
+    except SystemExit as stop:  # Lightning's way out after a SIGTERM is SystemExit(None), which would exit 0
+        lightning = sys.modules.get("lightning.pytorch.utilities.exceptions")
+        if lightning is None or not isinstance(stop, lightning.SIGTERMException):
+            raise
+        # training.PeriodicCheckpoint saved the steps done; a scheduler must see a stop, not a success
+        print("stopped by SIGTERM after saving a checkpoint; rerun the same command to resume", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
 
 
 def main() -> None:
@@ -64,17 +77,6 @@ def main() -> None:
         print(help_text(Path(CONF_DIR)))
         return
     _hydra_main()
-
-
-def _quiet_libraries() -> None:
-    """Lightning logs through its own console handler and through Hydra's root handler; keep one copy."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).propagate = False
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 if __name__ == "__main__":

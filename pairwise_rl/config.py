@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from pairwise_rl import hardware
 from pairwise_rl.checks import ABSENT, ConfigError, check, fraction, one_of, positive
 
 
@@ -232,6 +233,8 @@ class TrainerConfig:
     activation_checkpointing: bool = False
     offload_frozen: bool = False
     on_nonfinite: str = "stop"
+    checkpoint_every_minutes: float = 0.0
+    checkpoint_signals: List[str] = field(default_factory=lambda: ["TERM", "USR1", "USR2"])
 
 
 # --------------------------------------------------------------------------------------------------- logger
@@ -280,6 +283,7 @@ class SetupConfig:
 @dataclass
 class PipelineConfig:
     setups: List[SetupConfig] = field(default_factory=list)
+    parallel_setups: Any = "auto"
 
 
 @dataclass
@@ -335,6 +339,9 @@ class Config:
 def register_configs() -> None:
     """Put the schema into Hydra's ConfigStore; conf/config.yaml lists it first in its defaults."""
     ConfigStore.instance().store(name="schema", node=Config)
+    # sweeps/local.yaml: jobs side by side, each with its share of the cores (pairwise_rl/hardware.py)
+    OmegaConf.register_new_resolver("usable_cores", hardware.usable_cores, replace=True)
+    OmegaConf.register_new_resolver("threads_per_job", hardware.threads_per_job, replace=True)
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -353,8 +360,9 @@ def validate(cfg: DictConfig) -> None:
     from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.stages import STAGES
     from pairwise_rl.stages.rm import RM_INITS
+    from pairwise_rl.stages.setup_pool import check_config as check_parallel_setups
     from pairwise_rl.tasks.base import TASKS
-    from pairwise_rl.training import check_logger_config
+    from pairwise_rl.training import STOP_SIGNALS, check_logger_config
 
     one_of(cfg, "stage", STAGES.names())
     check(cfg.seed >= 0, "seed", f"must be >= 0, got {cfg.seed}")
@@ -415,9 +423,14 @@ def validate(cfg: DictConfig) -> None:
     _validate_parallelism(cfg)
     one_of(cfg, "trainer.progress_bar", ["rich", "tqdm", "none"])
     one_of(cfg, "trainer.on_nonfinite", ["stop", "skip"])
+    check(cfg.trainer.checkpoint_every_minutes >= 0, "trainer.checkpoint_every_minutes",
+          f"must be >= 0 (0: no wall-clock interval), got {cfg.trainer.checkpoint_every_minutes}")
+    for name in cfg.trainer.checkpoint_signals:
+        check(name in STOP_SIGNALS, "trainer.checkpoint_signals", f"{name!r} is not one of {sorted(STOP_SIGNALS)}")
     check_logger_config(cfg)
     positive(cfg, "eval.num_prompts", "eval.samples_per_prompt", "eval.batch_size")
     _validate_setups(cfg)
+    check_parallel_setups(cfg)
     if cfg.stage == "compare":
         check(cfg.compare.dir is not None, "compare.dir", "stage=compare needs the multirun directory to read")
         one_of(cfg, "compare.layout", list(SETUP_LAYOUTS))

@@ -37,12 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, Mapping, Optional, Tuple, TypeVar, Union
 
+import torch
 from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig, OmegaConf
 
-from pairwise_rl import distributed, provenance
+from pairwise_rl import distributed, hardware, provenance
 from pairwise_rl.errors import UserError
-from pairwise_rl.eval.io import atomic_write_text, read_json, write_json
+from pairwise_rl.files import atomic_write_text, read_json, write_json
 from pairwise_rl.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -329,6 +330,9 @@ def ensure(cfg: DictConfig, name: str) -> Path:
                                         "config_key": key,
                                         **({"numerics": numerics(cfg)} if spec.numeric_for(cfg) else {}),
                                         "phases": ctx.phases, "world_size": distributed.world_size(),
+                                        # what it computed on: float rounding differs between CPU types and
+                                        # thread counts (neither is part of the key: a cache serves it as built)
+                                        "machine": hardware.machine(), "torch_threads": torch.get_num_threads(),
                                         "needs": {k: str(v) for k, v in needs.items()}, "metrics": metrics})
             if not cfg.paths.keep_checkpoints:  # after the marker: a kill in between leaves them, never a partial
                 freed = drop_checkpoints(out)

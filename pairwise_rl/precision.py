@@ -34,6 +34,7 @@ from typing import Iterator, Optional
 import torch
 from omegaconf import DictConfig
 
+from pairwise_rl.hardware import cpu_flags  # noqa: F401 -- read here, and patched here by the tests
 from pairwise_rl.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -62,17 +63,6 @@ PRECISIONS.register("bf16-mixed")(Precision("bf16-mixed", "bf16-mixed", torch.bf
 
 def choices() -> list[str]:
     return [AUTO, *PRECISIONS.names()]
-
-
-@lru_cache(maxsize=None)
-def cpu_flags() -> frozenset:
-    """The CPU feature flags the kernel reports (empty where /proc/cpuinfo does not exist)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    return frozenset(flag for line in text.splitlines() if line.startswith("flags")
-                     for flag in line.split(":", 1)[1].split())
 
 
 def native_bf16(device_type: str) -> bool:

@@ -1,15 +1,18 @@
 """Building Lightning Trainers from config: loggers, progress bar, atomic periodic checkpoints, resume.
 
 Every stage gets the same treatment: local CSV metrics beside its artifact, W&B when configured (offline when not
-logged in, and never fatal), checkpoints written atomically every N steps, and resume from the newest checkpoint
-that loads.
+logged in, and never fatal), checkpoints written atomically every N steps, every M minutes and when the job is
+told it will stop, and resume from the newest checkpoint that loads.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
@@ -24,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from pairwise_rl import precision, provenance
 from pairwise_rl.checks import one_of
 from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES, requested_world_size
-from pairwise_rl.eval.io import read_jsonl
+from pairwise_rl.files import read_jsonl
 from pairwise_rl.modules.optim import forget_autocast_casts
 from pairwise_rl.pipeline import CHECKPOINT_DIR
 from pairwise_rl.rewards.ppo_reward import ppo_label
@@ -54,19 +57,80 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         os.replace(tmp, path)
 
 
-class PeriodicCheckpoint(Callback):
-    """Save `step-NNNNNN.ckpt` every `every` completed steps (the module's `completed_steps`), keep the newest two."""
+STOP_SIGNALS = {"TERM": signal.SIGTERM, "USR1": signal.SIGUSR1, "USR2": signal.SIGUSR2, "INT": signal.SIGINT}
 
-    def __init__(self, dirpath: Path, every: int):
-        self.dirpath, self.every = Path(dirpath), every
+
+class PeriodicCheckpoint(Callback):
+    """Save `step-NNNNNN.ckpt` every `every` completed steps (the module's `completed_steps`), every `every_seconds`
+    of training (0: never), and at the end of the step during which the process was sent one of `signals`; keep the
+    newest two.
+
+    The signals are the ones a job is told it will stop with: SIGTERM (preemption, and SLURM at a time limit before
+    its SIGKILL), SIGUSR1 (`sbatch --signal=USR1@90`, Lightning's SLURM requeue) and SIGUSR2 (submitit's time-out
+    warning, which `sweep=slurm`'s requeue relies on). After that checkpoint the signal is handled as it would have
+    been without this callback (the default ends the process; Lightning stops on SIGTERM; submitit requeues the
+    job), so the next attempt resumes from this step instead of the last interval. Every rank saves together: a
+    signal any rank received, and rank 0's clock, decide for all of them."""
+
+    def __init__(self, dirpath: Path, every: int, every_seconds: float = 0.0, signals: Sequence[str] = ()):
+        self.dirpath, self.every, self.every_seconds = Path(dirpath), every, float(every_seconds)
+        self.signals = [STOP_SIGNALS[name] for name in signals]
+        self._received: List[int] = []
+        self._previous: Dict[int, Any] = {}
+        self._last_save = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_save = time.monotonic()
+        if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
+            return
+        for number in self.signals:
+            self._previous[number] = signal.getsignal(number)
+            signal.signal(number, self._note)
+
+    def _note(self, number: int, frame: Any) -> None:
+        self._received.append(number)  # acted on where the step ends: a checkpoint holds whole steps
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         step = pl_module.completed_steps
-        if step % self.every == 0:
-            trainer.save_checkpoint(self.dirpath / f"step-{step:06d}.ckpt")
-            if trainer.is_global_zero:
-                for old in sorted(self.dirpath.glob("step-*.ckpt"))[:-KEEP_CHECKPOINTS]:
-                    old.unlink(missing_ok=True)
+        stopping = trainer.strategy.reduce_boolean_decision(bool(self._received), all=False)
+        overdue = self.every_seconds > 0 and time.monotonic() - self._last_save >= self.every_seconds
+        overdue = trainer.strategy.broadcast(overdue)
+        if step % self.every == 0 or overdue or stopping:
+            self._save(trainer, step)
+        if stopping:
+            log.warning("told to stop (%s): saved the checkpoint of step %d; rerun the same command to resume",
+                        ", ".join(signal.Signals(n).name for n in self._received) or "another rank", step)
+            self._hand_back(self._received or [signal.SIGTERM])
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def _save(self, trainer: L.Trainer, step: int) -> None:
+        trainer.save_checkpoint(self.dirpath / f"step-{step:06d}.ckpt")
+        self._last_save = time.monotonic()
+        if trainer.is_global_zero:
+            for old in sorted(self.dirpath.glob("step-*.ckpt"))[:-KEEP_CHECKPOINTS]:
+                old.unlink(missing_ok=True)
+
+    def _restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def _hand_back(self, received: List[int]) -> None:
+        """Each signal, now to the handler it would have met without this callback."""
+        previous = dict(self._previous)
+        self._restore()
+        self._received = []
+        for number in dict.fromkeys(received):
+            handler = previous.get(number, signal.SIG_DFL)
+            if callable(handler):
+                handler(number, None)  # Lightning's SIGTERM flag, submitit's requeue, ...
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), number)  # the default action: the process ends with this signal
 
 
 class ForgetAutocastCasts(Callback):
@@ -238,7 +302,9 @@ def build_trainer(cfg: DictConfig, stage_dir: Path, *, stage: str, run_name: str
         enable_checkpointing=False,  # PeriodicCheckpoint owns checkpointing
         enable_progress_bar=cfg.trainer.progress_bar != "none",
         enable_model_summary=False,
-        callbacks=[PeriodicCheckpoint(Path(stage_dir) / CHECKPOINT_DIR, checkpoint_every), ForgetAutocastCasts(),
+        callbacks=[PeriodicCheckpoint(Path(stage_dir) / CHECKPOINT_DIR, checkpoint_every,
+                                      every_seconds=60.0 * cfg.trainer.checkpoint_every_minutes,
+                                      signals=cfg.trainer.checkpoint_signals), ForgetAutocastCasts(),
                    *progress_bar(cfg.trainer.progress_bar), *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(stage_dir),

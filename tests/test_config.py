@@ -44,11 +44,12 @@ def test_every_experiment_composes_and_validates(experiment, tmp_path):
 def test_sweeps_directory_is_the_sweep_group_and_every_sweep_sets_multirun_params():
     assert (CONF / "sweep").resolve() == (ROOT / "sweeps").resolve()
     sweeps = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
-    assert sweeps == ["kl_target", "rm_x_ppo_groups", "seeds", "slurm"]
+    assert sweeps == ["kl_target", "local", "rm_x_ppo_groups", "seeds", "slurm"]
     for sweep in sweeps:
         cfg = _compose_with_hydra([f"sweep={sweep}"])
         assert str(cfg.hydra.mode) == "RunMode.MULTIRUN", sweep
-        assert cfg.hydra.sweeper.params or sweep == "slurm", sweep  # slurm picks the launcher, not the points
+        # slurm and local pick the launcher, not the points
+        assert cfg.hydra.sweeper.params or sweep in ("slurm", "local"), sweep
 
 
 def _compose_with_hydra(overrides):

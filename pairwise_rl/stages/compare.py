@@ -10,16 +10,28 @@ from typing import Dict
 
 from omegaconf import DictConfig
 
+from pairwise_rl import hardware
 from pairwise_rl.comparison.figures import write_plots
 from pairwise_rl.comparison.fits import fit_note, rm_accuracy_fit
 from pairwise_rl.comparison.load import all_versions, check_code_versions, load_results
 from pairwise_rl.comparison.stats import contrasts, metric_order, paired_differences, summarise
 from pairwise_rl.comparison.tables import paired_rows, paired_title, table_cells, write_tables
-from pairwise_rl.eval.io import atomic_write_text
+from pairwise_rl.files import atomic_write_text
 from pairwise_rl.eval.report import orient, print_table
 from pairwise_rl.stages.registry import STAGES
 
 log = logging.getLogger(__name__)
+
+
+def machine_note(results) -> str:
+    """Which CPU type(s) the runs computed on; more than one is warned about: float rounding and speed differ
+    between types, so their numbers (and seconds) are not bit-comparable."""
+    types = hardware.differing_types([r.get("machine") for r in results])
+    if len(types) > 1:
+        log.warning("these runs computed on %d CPU types (%s): their numbers differ by float rounding and their "
+                    "seconds are not comparable", len(types), "; ".join(types))
+        return "Machines: " + "; ".join(types) + " (mixed CPU types: numbers differ by float rounding)."
+    return f"Machine: {types[0]}." if types else "Machine: not recorded (runs from before it was)."
 
 
 @STAGES.register("compare")
@@ -38,8 +50,9 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     if fit:
         atomic_write_text(directory / "gold_vs_rm_accuracy.json", json.dumps(fit, indent=2) + "\n")
         log.info(fit_note(fit))
+    machines = machine_note(results)
     write_tables(summary, seeds, directory, versions, metrics, cfg.compare.layout, paired, baseline,
-                 notes=(fit_note(fit),) if fit else ())
+                 notes=((fit_note(fit),) if fit else ()) + (machines,))
 
     write_plots(results, directory)
     if len(all_versions(versions)) > 1:

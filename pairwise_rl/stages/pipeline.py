@@ -14,14 +14,15 @@ from typing import Dict, List, Optional, Tuple
 
 from omegaconf import DictConfig, OmegaConf
 
-from pairwise_rl import provenance
+from pairwise_rl import hardware, provenance
 from pairwise_rl.comparison.figures import write_plots
 from pairwise_rl.comparison.load import START_ROW
-from pairwise_rl.eval.io import read_json, write_json
+from pairwise_rl.files import read_json, write_json
 from pairwise_rl.eval.judge import judge_kind
 from pairwise_rl.eval.report import orient, print_table
-from pairwise_rl.pipeline import COMPLETE, built_by, ensure, stage_metrics
+from pairwise_rl.pipeline import COMPLETE, built_by, config_key, ensure, stage_metrics
 from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, ppo_label
+from pairwise_rl.stages import setup_pool
 from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import with_values
 
@@ -85,6 +86,13 @@ def setup_stages(cfg: DictConfig, setup) -> Tuple[str, ...]:
     return stages
 
 
+def shared_stages(cfg: DictConfig, stages: Tuple[str, ...]) -> Tuple[str, ...]:
+    """The artifacts a setup reads that other setups read too: the SFT policy, the preference pairs and, when it is
+    evaluated by a trained judge (judge.name=gold_rm), that judge. The pipeline builds them before the setups."""
+    shared = ("sft", "pairs") + (("judge",) if "evaluate" in stages and judge_kind(cfg) == "gold_rm" else ())
+    return tuple(stage for stage in shared if stage != "sft" or "sft" in stages)
+
+
 def seconds_per_iteration(ppo_dir: Path, iterations: int) -> Optional[float]:
     """Rollout + update wall time per PPO iteration (validation excluded), from the artifact's COMPLETE.json."""
     seconds = read_json(Path(ppo_dir) / COMPLETE)["phases"].get("rollout+update")
@@ -106,9 +114,14 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     results: Dict[str, Dict[str, float]] = {}
     paths: Dict[str, Dict[str, str]] = {}
     first_metrics: Dict[str, Dict[str, float]] = {}
-    for setup in setups(cfg):
-        setup_cfg = for_setup(cfg, setup)
-        dirs = {stage: ensure(setup_cfg, stage) for stage in setup_stages(cfg, setup)}
+    chosen = setups(cfg)
+    configs = [for_setup(cfg, setup) for setup in chosen]
+    for setup, setup_cfg in zip(chosen, configs):  # what every setup reads, built first with all the threads
+        for stage in shared_stages(setup_cfg, setup_stages(cfg, setup)):
+            ensure(setup_cfg, stage)
+    jobs = [(setup_cfg, setup_stages(cfg, setup)) for setup, setup_cfg in zip(chosen, configs)]
+    built = setup_pool.build_setups(jobs, [config_key(c, "rm") for c in configs], setup_pool.plan(cfg, len(jobs)))
+    for setup, setup_cfg, dirs in zip(chosen, configs, built):
         metrics = {stage: stage_metrics(path) for stage, path in dirs.items()}
         if "ppo" in metrics:
             first_metrics = first_metrics or metrics
@@ -134,7 +147,7 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     # result.json is written with sorted keys: `setups` and `columns` keep the order the experiment gave them.
     result = {"experiment": cfg.experiment_name, "seed": cfg.seed, "results": results, "artifacts": paths,
               "setups": list(results), "columns": list(dict.fromkeys(c for row in results.values() for c in row)),
-              "code_versions": codes, "built_by": provenance.current(),
+              "code_versions": codes, "built_by": provenance.current(), "machine": hardware.machine(),
               "config": OmegaConf.to_container(cfg, resolve=True)}
     write_json(out / "result.json", result)
     plots = write_plots([result], out)
