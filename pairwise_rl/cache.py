@@ -29,7 +29,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import provenance
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.checks import check, one_of, positive
 from pairwise_rl.pipeline import CACHE_POLICIES, CHECKPOINT_DIR, COMPLETE, LOCK, NEEDS, drop_checkpoints, tree_bytes
 from pairwise_rl.registry import Registry

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from pairwise_rl import cache
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.pipeline import COMPLETE, LOCK, NEEDS
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pairwise_rl.cli import run
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.pipeline import stage_metrics
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from pairwise_rl import provenance
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.pipeline import (ARTIFACT_STAGES, COMPLETE, ArtifactStage, StaleArtifactError, ensure, keys_except,
                                   config_key, stage_key)
 

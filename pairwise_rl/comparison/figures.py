@@ -10,7 +10,7 @@ from pairwise_rl.comparison.fits import gold_against_rm_accuracy
 from pairwise_rl.comparison.load import START_ROW, artifact_order, distinct_rms, rm_label, rm_mode
 from pairwise_rl.eval.aggregate import mean_ci
 from pairwise_rl.eval.history import read_history, series
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.eval.metrics import GROUP_RELIABILITY, Reliability, pool_reliability
 from pairwise_rl.eval.plots import (plot_gold_vs_kl, plot_gold_vs_rm_accuracy, plot_gold_vs_step,
                                     plot_quality_vs_judge_rows, plot_reliability, plot_reliability_by_group,

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from pairwise_rl import provenance
 from pairwise_rl.errors import DataSourceError, UserError
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.eval.runs import by_seed
 
 

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 from pairwise_rl.comparison.load import all_versions
 from pairwise_rl.comparison.stats import Contrast
-from pairwise_rl.eval.io import atomic_write_text
+from pairwise_rl.files import atomic_write_text
 from pairwise_rl.eval.report import orient, setups_as_rows
 
 

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl.data.records import Preference
-from pairwise_rl.eval.policy import policy_samples
+from pairwise_rl.models.generation import policy_samples
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ formats differ in what the template asks and which token carries which verdict, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
 
@@ -22,11 +23,14 @@ from pairwise_rl.data.records import Preference
 from pairwise_rl.registry import Registry
 
 A_WINS, B_WINS = 0, 1
+SLOTS = re.compile(r"\{(prompt|a|b)\}")
 
 
 def render(template: str, prompt: str, a: str, b: str) -> str:
-    """Fill the slots by plain replacement, so a template may contain other braces (JSON, code) safely."""
-    return template.replace("{prompt}", prompt).replace("{a}", a).replace("{b}", b)
+    """Fill the slots in one pass over the template, so a template may contain other braces (JSON, code) and a
+    response may contain the text of a slot (`{b}` in a code answer) without either being rewritten."""
+    values = {"prompt": prompt, "a": a, "b": b}
+    return SLOTS.sub(lambda slot: values[slot.group(1)], template)
 
 
 @dataclass(frozen=True)

@@ -10,31 +10,9 @@ from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl.data.records import Prompt
-from pairwise_rl.eval.io import write_json, write_jsonl
-from pairwise_rl.models.generation import generate
+from pairwise_rl.files import write_json, write_jsonl
+from pairwise_rl.models.generation import policy_samples
 from pairwise_rl.tasks.base import Task
-
-EVAL_SEED = 1234  # sampling in evaluation is seeded apart from training, so every stage is judged alike
-
-
-def eval_chunks(items: Sequence, batch_size: int):
-    """(seed, chunk) pairs: every evaluator samples the same rows with the same seeds, so they agree exactly."""
-    for start in range(0, len(items), batch_size):
-        yield EVAL_SEED + start, list(items[start:start + batch_size])
-
-
-def policy_samples(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
-                   generation: DictConfig, max_prompt_tokens: int, greedy: bool, batch_size: int = 512,
-                   seed: int = EVAL_SEED) -> List[str]:
-    responses: List[str] = []
-    for chunk_seed, chunk in eval_chunks(prompts, batch_size):
-        out = generate(model, tokenizer, chunk, max_new_tokens=generation.max_new_tokens,
-                       max_prompt_tokens=max_prompt_tokens, greedy=greedy, temperature=generation.temperature,
-                       top_k=generation.top_k, top_p=generation.top_p,
-                       generator_seed=chunk_seed - EVAL_SEED + seed)
-        responses.extend(out.texts)
-    return responses
-
 
 def repeat_for_sampling(prompts: Sequence, samples_per_prompt: int) -> List:
     """Each prompt k times in a row: the sampled gold is then a mean over k samples per prompt (less noise)."""

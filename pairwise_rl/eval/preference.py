@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from pairwise_rl.data.records import Preference
-from pairwise_rl.eval.io import write_json, write_jsonl
+from pairwise_rl.files import write_json, write_jsonl
 from pairwise_rl.eval.metrics import Reliability, position_consistency, preference_metrics, reliability
 from pairwise_rl.rewards.base import RewardModel
 from pairwise_rl.tasks.base import GoldJudge

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Iterator, List, Sequence
 
 import torch
+from omegaconf import DictConfig
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl import distributed
@@ -135,3 +136,28 @@ def decode_responses(tokenizer: PreTrainedTokenizerBase, response_ids: torch.Ten
     """Response texts without eos and padding: one batched decode (10x faster than a decode per row)."""
     kept = response_ids.masked_fill(response_mask == 0, tokenizer.pad_token_id)
     return tokenizer.batch_decode(kept, skip_special_tokens=True)
+
+
+# --------------------------------------------------------------- seeded sampling: evaluation and pair collection
+EVAL_SEED = 1234  # sampling in evaluation is seeded apart from training, so every stage is judged alike
+
+
+def eval_chunks(items: Sequence, batch_size: int):
+    """(seed, chunk) pairs: every evaluator samples the same rows with the same seeds, so they agree exactly."""
+    for start in range(0, len(items), batch_size):
+        yield EVAL_SEED + start, list(items[start:start + batch_size])
+
+
+def policy_samples(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                   generation: DictConfig, max_prompt_tokens: int, greedy: bool, batch_size: int = 512,
+                   seed: int = EVAL_SEED) -> List[str]:
+    """Sampled (or greedy) responses to `prompts` in fixed-seed chunks: the same rows get the same samples whoever
+    asks (a stage's evaluation, the pairs a policy's samples are collected into)."""
+    responses: List[str] = []
+    for chunk_seed, chunk in eval_chunks(prompts, batch_size):
+        out = generate(model, tokenizer, chunk, max_new_tokens=generation.max_new_tokens,
+                       max_prompt_tokens=max_prompt_tokens, greedy=greedy, temperature=generation.temperature,
+                       top_k=generation.top_k, top_p=generation.top_p,
+                       generator_seed=chunk_seed - EVAL_SEED + seed)
+        responses.extend(out.texts)
+    return responses

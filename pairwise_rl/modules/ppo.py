@@ -29,8 +29,9 @@ from pairwise_rl.algos.ppo import (AdaptiveKLController, FixedKLController, entr
 from pairwise_rl.data.batches import step_loader, step_seed
 from pairwise_rl.data.records import Prompt
 from pairwise_rl.distributed import compute_device
-from pairwise_rl.eval.io import write_jsonl
-from pairwise_rl.eval.policy import eval_chunks, repeat_for_sampling
+from pairwise_rl.files import write_jsonl
+from pairwise_rl.eval.policy import repeat_for_sampling
+from pairwise_rl.models.generation import eval_chunks
 from pairwise_rl.models.generation import generate
 from pairwise_rl.models.heads import hidden_states, lm_head_logits, scalar_head
 from pairwise_rl.models.sampling import SamplingCopy

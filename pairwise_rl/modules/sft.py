@@ -11,7 +11,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from pairwise_rl.data.batches import step_loader
 from pairwise_rl.data.encoding import encode_sft_batch
 from pairwise_rl.data.records import Prompt
-from pairwise_rl.eval.policy import policy_samples
+from pairwise_rl.models.generation import policy_samples
 from pairwise_rl.models.heads import causal_lm_loss
 from pairwise_rl.modules.base import StepTrainedModule
 from pairwise_rl.modules.optim import adamw, warmup_cosine

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pairwise_rl.data.records import Preference
-from pairwise_rl.eval.io import atomic_write_text
+from pairwise_rl.files import atomic_write_text
 from pairwise_rl.models.sharding import save_pretrained
 from pairwise_rl.registry import Registry
 

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from pairwise_rl.checks import check
-from pairwise_rl.eval.io import atomic_write_text
+from pairwise_rl.files import atomic_write_text
 from pairwise_rl.rewards.base import RM_MODES, SPEC_FILE, PairProbabilities, RewardModel
 from pairwise_rl.tasks.digits_task import DigitsGold
 

@@ -16,7 +16,7 @@ from typing import Dict, List
 from omegaconf import DictConfig
 
 from pairwise_rl import cache, provenance
-from pairwise_rl.eval.io import write_json
+from pairwise_rl.files import write_json
 from pairwise_rl.stages.registry import STAGES
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from lightning.fabric.utilities.seed import seed_everything
 from omegaconf import DictConfig
 
 from pairwise_rl.distributed import compute_device
-from pairwise_rl.eval.io import read_jsonl, write_jsonl
+from pairwise_rl.files import read_jsonl, write_jsonl
 from pairwise_rl.eval.judge import judge_kind, judge_responses, load_judge, summarise
 from pairwise_rl.eval.report import print_table
 from pairwise_rl.pipeline import StageContext, artifact_stage

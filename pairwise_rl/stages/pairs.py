@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from pairwise_rl.data.collect import collect_preferences
 from pairwise_rl.data.records import Preference
 from pairwise_rl.distributed import compute_device
-from pairwise_rl.eval.io import read_jsonl, write_jsonl
+from pairwise_rl.files import read_jsonl, write_jsonl
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
 from pairwise_rl.pipeline import StageContext, artifact_stage
 from pairwise_rl.precision import frozen_dtype

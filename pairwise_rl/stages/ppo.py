@@ -11,7 +11,7 @@ from transformers import PreTrainedModel
 
 from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
 from pairwise_rl.distributed import MULTI_PROCESS_STRATEGIES, compute_device
-from pairwise_rl.eval.io import write_json, write_jsonl
+from pairwise_rl.files import write_json, write_jsonl
 from pairwise_rl.eval.report import print_table, transpose
 from pairwise_rl.models.factory import load_causal_lm, load_scalar_model, load_tokenizer
 from pairwise_rl.models.lora import adapter_free_view, apply_lora, has_lora, trainable_fraction

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from pairwise_rl.data.records import Preference
 from pairwise_rl.distributed import compute_device
-from pairwise_rl.eval.io import read_json, write_json
+from pairwise_rl.files import read_json, write_json
 from pairwise_rl.eval.metrics import GROUP_RELIABILITY, Reliability
 from pairwise_rl.eval.plots import plot_reliability
 from pairwise_rl.eval.preference import judge_pairs, judged_by_group, orient_pairs, write_judged_pairs

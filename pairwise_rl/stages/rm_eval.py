@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 from pairwise_rl.distributed import compute_device
-from pairwise_rl.eval.io import write_json
+from pairwise_rl.files import write_json
 from pairwise_rl.eval.judge import load_rm
 from pairwise_rl.eval.metrics import length_bias
 from pairwise_rl.eval.plots import plot_reliability

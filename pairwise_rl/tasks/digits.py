@@ -19,6 +19,8 @@ import random
 from dataclasses import dataclass
 from typing import Iterable, List, Sequence, Tuple
 
+from pairwise_rl.checks import ConfigError
+
 KINDS = ("sort", "reverse", "add")
 SPLITS = {"train": (0, 80), "val": (80, 90), "test": (90, 100)}  # ranges of a 0..99 hash bucket
 
@@ -117,7 +119,10 @@ def sample_problems(split: str, n: int, seed: int, kinds: Sequence[str] = KINDS,
     while len(problems) < n:
         attempts += 1
         if attempts > 200 * n + 10_000:
-            raise ValueError(f"could not draw {n} distinct {split} prompts; the problem space is too small")
+            raise ConfigError(f"data.digits: could not draw {n} distinct {split} prompts of kinds {list(kinds)} with "
+                              f"{min_items}-{max_items} items (addends up to {max_addend}): the problem space is too "
+                              "small; lower data.digits.num_train_prompts / num_val_prompts (or eval.num_prompts), "
+                              "or widen data.digits.min_items / max_items / max_addend")
         kind = kinds[len(problems) % len(kinds)]
         problem = random_problem(kind, rng, min_items, max_items, max_addend)
         text = problem.prompt

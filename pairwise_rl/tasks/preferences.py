@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pairwise_rl.data.encoding import truncate_text
 from pairwise_rl.data.prompts import read_prompts
 from pairwise_rl.checks import check, fraction, one_of, positive
+from pairwise_rl.errors import DataSourceError
 from pairwise_rl.data.readers import (PREFERENCE_FORMATS, PREFERENCE_LABELS, ReadReport, apply_length_policy,
                                      read_preferences, split_by_prompt, split_of_prompt, unit_hash)
 from pairwise_rl.data.records import Preference, Prompt
@@ -108,9 +109,10 @@ class PreferenceTask(Task):
         for split in [*SPLITS, *(["judge"] if fraction > 0 else [])]:
             out[split] = splits[split][:caps[split]] if caps[split] else list(splits[split])
             if not out[split]:
-                raise ValueError(f"data.path={self.data.path}: no {split} pairs left after reading "
-                                 f"({self._report.kept} rows kept); check data.val_fraction / data.test_fraction "
-                                 f"and the skip counts {dict(self._report.skipped)}")
+                raise DataSourceError(f"data.path={self.data.path}: no {split} pairs left after reading "
+                                      f"({self._report.kept} rows kept; skipped {dict(self._report.skipped)})").with_fix(
+                    "an empty file or one whose rows were all skipped has nothing to train on; otherwise check "
+                    "data.val_fraction / data.test_fraction (and data.judge_fraction), which decide each split")
         return out
 
     def pair_metrics(self) -> Dict[str, float]:
@@ -135,8 +137,9 @@ class PreferenceTask(Task):
         report.kept = len(kept)
         self._rl_report = report
         if not kept:
-            raise ValueError(f"data.rl_prompts.path={source.path}: no training prompts left ({report.rows} rows, "
-                             f"skipped {dict(report.skipped)})")
+            raise DataSourceError(f"data.rl_prompts.path={source.path}: no training prompts left ({report.rows} "
+                                  f"rows, skipped {dict(report.skipped)})").with_fix(
+                "give a prompt file with prompts outside the held-out split (data.val_fraction / data.test_fraction)")
         log.info("RL prompts from %s: %d rows, %d kept, skipped %s", source.path, report.rows, len(kept),
                  dict(report.skipped))
         return kept

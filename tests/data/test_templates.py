@@ -36,3 +36,10 @@ def test_verdict_formats_map_each_verdict_to_its_token():
     assert verdict_ids_by_verdict(tokenizer, ["y", "n"], "yes_no") == (n, y)
     with pytest.raises(KeyError, match="verdict format 'letters'"):
         verdict_ids_by_verdict(tokenizer, ["A", "B"], "letters")
+
+
+def test_render_fills_every_slot_once_so_a_response_may_contain_slot_text():
+    # a code answer that mentions the slots: each response lands as written, never rewritten by a later slot
+    out = render("{prompt}|A:{a}|B:{b}", "fill {a} and {b}", "x = '{b}' + '{prompt}'", "print('{a}')")
+    assert out == "fill {a} and {b}|A:x = '{b}' + '{prompt}'|B:print('{a}')"
+    assert render("{b}{a}{b}", "p", "{b}", "{a}") == "{a}{b}{a}"

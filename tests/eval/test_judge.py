@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pairwise_rl.cli import run
-from pairwise_rl.eval.io import read_json, read_jsonl
+from pairwise_rl.files import read_json, read_jsonl
 from pairwise_rl.eval.judge import judge_kind, per_prompt_interval, wins
 from pairwise_rl.pipeline import COMPLETE, artifact_dir, stage_metrics
 from pairwise_rl.stages.common import with_values

@@ -9,7 +9,7 @@ from wandb.proto import wandb_internal_pb2
 
 from pairwise_rl.cli import run
 from pairwise_rl.pipeline import COMPLETE, stage_metrics
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.eval.wandb_offline import BLOCK, FILE_HEADER, RECORD_HEADER, _payloads, offline_runs, read_offline_run
 
 

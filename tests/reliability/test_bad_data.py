@@ -8,7 +8,7 @@ import pytest
 from pairwise_rl.cli import run
 from pairwise_rl.data.readers import DataError
 from pairwise_rl.pipeline import COMPLETE, stage_metrics
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 
 
 def _prefs_file(path, bad_rows):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pairwise_rl.cli import run
 from pairwise_rl.pipeline import stage_metrics
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.stages.pipeline import SECONDS_PER_ITERATION
 
 

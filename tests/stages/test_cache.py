@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import open_dict
 
 from pairwise_rl.cli import run
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.pipeline import COMPLETE
 
 

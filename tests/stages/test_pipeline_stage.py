@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from pairwise_rl.cli import run
-from pairwise_rl.eval.io import read_json
+from pairwise_rl.files import read_json
 from pairwise_rl.pipeline import COMPLETE
 
 

@@ -6,7 +6,7 @@ import torch
 
 from pairwise_rl.cli import run
 from pairwise_rl.eval.history import read_history
-from pairwise_rl.eval.io import read_json, read_jsonl
+from pairwise_rl.files import read_json, read_jsonl
 from pairwise_rl.models.factory import load_causal_lm
 from pairwise_rl.pipeline import COMPLETE, stage_metrics
 from pairwise_rl.stages import ppo as ppo_stage

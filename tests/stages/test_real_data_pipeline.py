@@ -17,7 +17,8 @@ import torch
 from pairwise_rl.cli import run
 from pairwise_rl.config import ConfigError
 from pairwise_rl.data.readers import DataError
-from pairwise_rl.eval.io import read_json, read_jsonl
+from pairwise_rl.errors import DataSourceError, report
+from pairwise_rl.files import read_json, read_jsonl
 from pairwise_rl.models.factory import load_tokenizer
 from pairwise_rl.pipeline import COMPLETE, stage_metrics
 from pairwise_rl.stages.common import HF_DIR
@@ -126,3 +127,16 @@ def test_ppo_from_the_pretrained_model_without_sft(hh_file, make_debug_cfg):
     assert stage_metrics(sft_dir)["trained"] == 0.0 and not (sft_dir / "checkpoints").exists()
     assert stage_metrics(out)["sft/response_length_sampled"] > 0
     assert torch.isfinite(torch.tensor(stage_metrics(out)["kl_sampled"]))
+
+
+@pytest.mark.parametrize("content", ["", '{"prompt": "p", "chosen": "same", "rejected": "same"}\n'])
+def test_an_empty_or_all_skipped_preference_file_is_one_named_error(content, make_cfg, tmp_path):
+    """A zero-byte file (or one whose every row is skipped) is the project's own error naming the file, so the CLI
+    prints it as one line with the fix, like every other bad file, instead of a traceback."""
+    path = tmp_path / "empty.jsonl"
+    path.write_text(content)
+    cfg = make_cfg(*real_tokenizer_overrides(path), "data=jsonl", "data.on_bad_row=skip")
+    with pytest.raises(DataSourceError, match=r"data.path=.*empty.jsonl: no train pairs left after reading \(0 rows"
+                       ) as caught:
+        load_task(cfg).preference_pairs()
+    assert report(caught.value).splitlines()[1].startswith("fix: an empty file")

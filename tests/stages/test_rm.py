@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pairwise_rl.cli import run
-from pairwise_rl.eval.io import read_json, read_jsonl
+from pairwise_rl.files import read_json, read_jsonl
 from pairwise_rl.pipeline import COMPLETE, stage_metrics
 from pairwise_rl.rewards import load_reward_model
 from pairwise_rl.models.factory import init_policy, load_causal_lm

@@ -9,7 +9,7 @@ import torch
 
 from pairwise_rl.cli import run
 from pairwise_rl.config import ConfigError
-from pairwise_rl.eval.io import read_json, read_jsonl
+from pairwise_rl.files import read_json, read_jsonl
 from pairwise_rl.eval.metrics import length_bias
 from pairwise_rl.pipeline import ensure
 

@@ -2,7 +2,7 @@
 
 from pairwise_rl.cli import run
 from pairwise_rl.eval.history import read_history
-from pairwise_rl.eval.io import read_json, read_jsonl
+from pairwise_rl.files import read_json, read_jsonl
 from pairwise_rl.models.factory import load_causal_lm, load_tokenizer
 from pairwise_rl.pipeline import COMPLETE, stage_metrics
 from pairwise_rl.stages.common import HF_DIR
