@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/pairwise-rl experiment=pairwise_vs_bt $(ARGS)
 
+# Tests run in one pytest-xdist worker per core, each with its share of the cores as torch threads (tests/conftest.py),
+# a test file per worker at a time (--dist loadfile: a module's shared fixtures are built once).
+XDIST := -n auto --dist loadfile
+
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest $(ARGS)
+	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest $(XDIST) $(ARGS)
 
 test-all: $(STAMP)
-	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest -m 'not slurm' $(ARGS)
+	HF_HUB_OFFLINE=1 WANDB_MODE=offline $(BIN)/python -m pytest $(XDIST) -m 'not slurm' $(ARGS)
 
 # sweep=slurm on a real one-node SLURM cluster (opt-in, root, about 10 min): installs slurm-wlm and munge with
 # apt-get if missing, starts munged, slurmctld and slurmd, runs a two-seed sweep and a requeue-on-timeout, checks

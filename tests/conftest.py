@@ -19,6 +19,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Under pytest-xdist (`make test` runs -n auto) each worker gets an equal share of the cores as torch threads, and
+# so do the CLI processes a test starts (OMP_NUM_THREADS): N workers x threads <= cores, never oversubscribed.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    import torch
+
+    from pairwise_rl.hardware import usable_cores
+
+    THREADS = max(1, usable_cores() // WORKERS)
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    torch.set_num_threads(THREADS)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -47,7 +59,9 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
 
 @pytest.fixture(scope="session")
 def debug_cache(tmp_path_factory) -> Path:
-    """A cache directory shared by tests that need debug-size SFT / RM artifacts (built once per session)."""
+    """A cache directory shared by tests that need debug-size SFT / RM artifacts (built once per session; under
+    pytest-xdist once per worker, so a test that checks what a build writes never finds it built by another
+    worker's test)."""
     return tmp_path_factory.mktemp("shared_artifacts")
 
 
@@ -68,7 +82,7 @@ def make_debug_cfg(tmp_path: Path, debug_cache: Path) -> Callable[..., DictConfi
 def real_cache(make_debug_cfg, tmp_path):
     """A copy of a real pairwise_vs_bt debug pipeline's artifacts (copy2 keeps the mtimes) and its result.json."""
     from pairwise_rl.cli import run
-    from pairwise_rl.eval.io import read_json
+    from pairwise_rl.files import read_json
     from pairwise_rl.pipeline import COMPLETE
 
     cfg = make_debug_cfg("experiment=pairwise_vs_bt")

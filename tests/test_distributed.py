@@ -94,6 +94,7 @@ def test_fsdp_trains_the_same_curves_as_one_process(fsdp_cache, tmp_path):
         assert sharded == pytest.approx(single, abs=5e-3), stage
 
 
+@pytest.mark.slow  # 22-47 s; fast twins: the single-process exact resumes in tests/stages/test_ppo.py
 def test_fsdp_resumes_exactly_from_a_full_state_checkpoint(fsdp_cache, tmp_path):
     cache = tmp_path / "art"
     shutil.copytree(fsdp_cache, cache)
@@ -106,6 +107,7 @@ def test_fsdp_resumes_exactly_from_a_full_state_checkpoint(fsdp_cache, tmp_path)
     assert _complete(cache, "ppo")["metrics"] == _complete(fsdp_cache, "ppo")["metrics"]
 
 
+@pytest.mark.slow  # 26-39 s; fast twin: tests/models/test_sharding.py's two-rank PPO step
 def test_a_critic_free_group_cell_runs_on_two_sharded_ranks(fsdp_cache, tmp_path):
     cache = tmp_path / "art"
     shutil.copytree(fsdp_cache, cache)  # the SFT policy and RM, built on two ranks
@@ -123,6 +125,7 @@ def test_a_critic_free_group_cell_runs_on_two_sharded_ranks(fsdp_cache, tmp_path
     assert len(rows) == 3 and all(float(r["train/judge/rows"]) == 8 for r in rows)
 
 
+@pytest.mark.slow  # 25-32 s; fast twin: test_fsdp_trains_the_same_curves_as_one_process (one strategy, other mesh)
 def test_ddp_replicates_the_weights_and_trains_the_same_curves_as_fsdp(fsdp_cache, tmp_path):
     result = _cli(tmp_path / "art", tmp_path / "run", "stage=rm", "trainer=ddp")
     assert result.returncode == 0, result.stderr[-3000:]

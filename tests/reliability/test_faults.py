@@ -44,11 +44,15 @@ def _kill_after_first_checkpoint(command, stage_dir: Path, rng: random.Random, t
     return killed
 
 
+# The PPO kills (30 s each) run in `make test-all`; the RM kill is their fast twin in `make test`, and PPO's exact
+# resume is also held in-process by tests/stages/test_ppo.py (a crashed run resumes like an uninterrupted one).
 @pytest.mark.parametrize("stage,overrides", [
-    ("ppo", ("stage=ppo", "rm=bt", "ppo=pairwise", "ppo.iterations=16", "ppo.checkpoint_every=2")),
-    ("ppo", ("stage=ppo", "rm=generative", "ppo.reward=group", "ppo.advantage=grpo", "ppo.samples_per_prompt=4",
-             "ppo.group.topology=random_reference", "ppo.both_orders=false", "eval.batch_size=24",
-             "ppo.iterations=16", "ppo.checkpoint_every=2")),  # random matches and order coins, drawn again alike
+    pytest.param("ppo", ("stage=ppo", "rm=bt", "ppo=pairwise", "ppo.iterations=16", "ppo.checkpoint_every=2"),
+                 marks=pytest.mark.slow),
+    pytest.param("ppo", ("stage=ppo", "rm=generative", "ppo.reward=group", "ppo.advantage=grpo",
+                         "ppo.samples_per_prompt=4", "ppo.group.topology=random_reference", "ppo.both_orders=false",
+                         "eval.batch_size=24", "ppo.iterations=16", "ppo.checkpoint_every=2"),
+                 marks=pytest.mark.slow),  # random matches and order coins, drawn again alike
     ("rm", ("stage=rm", "rm=generative", "rm.max_steps=60", "rm.checkpoint_every=10", "rm.val_every=30")),
 ])
 def test_sigkill_then_the_same_command_ends_like_an_uninterrupted_run(stage, overrides, make_debug_cfg, tmp_path):

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf, open_dict
 from pairwise_rl.cli import run
 from pairwise_rl.comparison.figures import scaling_curves
 from pairwise_rl.comparison.load import load_results
-from pairwise_rl.eval.io import read_json, read_jsonl
+from pairwise_rl.files import read_json, read_jsonl
 from pairwise_rl.models.chat import uses_chat_prompts
 from pairwise_rl.models.factory import load_tokenizer
 from pairwise_rl.pipeline import COMPLETE
@@ -27,6 +27,12 @@ FIXTURE = ROOT / "tests" / "fixtures" / "smollm2_tokenizer"
 EXPERIMENT = ROOT / "experiments" / "pretrained_judge.yaml"
 BEFORE_TRAINING = ROOT / "docs" / "results" / "pretrained_judge" / "before_training.py"
 COLLECTED = 64  # debug=fast's rm.num_train_pairs
+
+# The experiment at debug size takes about a minute (ten setups, a 49k-token vocabulary): `make test-all`. Its fast
+# twins in `make test`: tests/test_config.py composes and validates it; rm.pairs_used, rm.init and last_stage: rm
+# run in tests/stages/test_rm.py and test_compare.py; the real tokenizer and chat template in
+# tests/stages/test_real_data_pipeline.py.
+pytestmark = pytest.mark.slow
 
 
 def debug_sized(cfg):
