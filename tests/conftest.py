@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
+from functools import lru_cache
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -34,11 +36,18 @@ if WORKERS > 1:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def compose_config(overrides: List[str], tmp_path: Path | None = None) -> DictConfig:
-    """Compose conf/config.yaml with overrides; with tmp_path, all outputs and the cache go under it."""
+@lru_cache(maxsize=None)
+def _composed(overrides: Tuple[str, ...]) -> DictConfig:
+    """Hydra's composition of conf/ with `overrides` (0.17 s each; a session asks for the same list hundreds of
+    times). Callers get a deep copy; a composition that fails raises every time (lru_cache keeps no exceptions)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides, return_hydra_config=True)
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+
+
+def compose_config(overrides: List[str], tmp_path: Path | None = None) -> DictConfig:
+    """Compose conf/config.yaml with overrides; with tmp_path, all outputs and the cache go under it."""
+    cfg = copy.deepcopy(_composed(tuple(overrides)))
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg.hydra  # the CLI never sees this node either
