@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all test-slurm bench bench-real gpu-wheels gpu-check clean
+.PHONY: run test test-all test-slurm bench bench-sweep bench-real gpu-wheels gpu-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_ppo.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_precision.py $(ARGS)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_group_topologies.py $(ARGS)
+
+# A real-size two-job sweep three ways: one after another, sweep=local, setups side by side (about 17 min; run
+# nothing else meanwhile). Writes benchmarks/results/parallel_sweep.{json,md}; docs/performance.md has the numbers.
+bench-sweep: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_parallel_sweep.py $(ARGS)
 
 # The same benchmarks on SmolLM2-135M-Instruct and HH-RLHF rows (benchmarks/real.py), written as <name>_real.*.
 # About 18 min here. Fetches the model once (stage=fetch_model, ~30 s). Needs ../shared/data/hh-rlhf (or PAIRWISE_RL_HH_FILE).
