@@ -27,9 +27,9 @@ WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if WORKERS > 1:
     import torch
 
-    from pairwise_rl.hardware import usable_cores
+    from pairwise_rl.hardware import threads_per_job
 
-    THREADS = max(1, usable_cores() // WORKERS)
+    THREADS = threads_per_job(WORKERS)
     os.environ["OMP_NUM_THREADS"] = str(THREADS)
     torch.set_num_threads(THREADS)
 

@@ -115,13 +115,12 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     paths: Dict[str, Dict[str, str]] = {}
     first_metrics: Dict[str, Dict[str, float]] = {}
     chosen = setups(cfg)
-    configs = [for_setup(cfg, setup) for setup in chosen]
-    for setup, setup_cfg in zip(chosen, configs):  # what every setup reads, built first with all the threads
-        for stage in shared_stages(setup_cfg, setup_stages(cfg, setup)):
+    jobs = [(for_setup(cfg, setup), setup_stages(cfg, setup)) for setup in chosen]
+    for setup_cfg, stages in jobs:  # what every setup reads, built first with all the threads
+        for stage in shared_stages(setup_cfg, stages):
             ensure(setup_cfg, stage)
-    jobs = [(setup_cfg, setup_stages(cfg, setup)) for setup, setup_cfg in zip(chosen, configs)]
-    built = setup_pool.build_setups(jobs, [config_key(c, "rm") for c in configs], setup_pool.plan(cfg, len(jobs)))
-    for setup, setup_cfg, dirs in zip(chosen, configs, built):
+    built = setup_pool.build_setups(jobs, [config_key(c, "rm") for c, _ in jobs], setup_pool.plan(cfg, len(jobs)))
+    for setup, (setup_cfg, _), dirs in zip(chosen, jobs, built):
         metrics = {stage: stage_metrics(path) for stage, path in dirs.items()}
         if "ppo" in metrics:
             first_metrics = first_metrics or metrics

@@ -133,6 +133,7 @@ def build_setups(jobs: Sequence[Tuple[DictConfig, Tuple[str, ...]]], rm_keys: Se
     for cfg, stages in jobs:  # the workers have no Hydra context: they get every interpolation resolved
         cfg = copy.deepcopy(cfg)
         OmegaConf.resolve(cfg)
+        cfg.trainer.num_threads = how.threads  # the worker's share, which every Trainer it builds then keeps
         resolved.append((cfg, stages))
     pool = ProcessPoolExecutor(max_workers=how.workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_worker,

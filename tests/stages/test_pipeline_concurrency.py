@@ -52,6 +52,17 @@ def test_setups_built_side_by_side_equal_one_after_another_and_share_an_rm(make_
     assert start_bt < end_gen and start_gen < end_bt
 
 
+def test_each_worker_trains_with_its_share_of_trainer_num_threads(make_cfg, tmp_path):
+    """trainer.num_threads=2 split over two setups: the shared SFT computes with 2 threads, each setup's RM with 1
+    (a Trainer built in a worker keeps the worker's share, not the run's count)."""
+    cfg = make_cfg("debug=fast", "experiment=pairwise_vs_bt", "trainer.num_threads=2", "pipeline.parallel_setups=2",
+                   "pipeline.setups=[{name: bt, rm: bt, last_stage: rm}, {name: gen, rm: generative, last_stage: rm}]")
+    run(cfg)
+    threads = {p.name: read_json(p / COMPLETE)["torch_threads"] for p in Path(cfg.paths.cache_dir).glob("*-*")}
+    assert [n for name, n in threads.items() if name.startswith("sft-")] == [2]
+    assert sorted(n for name, n in threads.items() if name.startswith("rm-")) == [1, 1]
+
+
 def _cfg(**trainer):
     return OmegaConf.create({"pipeline": {"parallel_setups": trainer.pop("parallel", "auto")},
                              "trainer": {"accelerator": "cpu", "strategy": "auto", "num_threads": 0, **trainer}})
