@@ -341,7 +341,9 @@ def finish_loggers(trainer: L.Trainer, metrics: Dict[str, float], images: Option
             if isinstance(logger, WandbLogger):
                 _log_media(logger, images or {}, tables or {}, max_table_rows)
             logger.finalize("success")
-            if isinstance(logger, WandbLogger) and not getattr(logger, "failed", False):
+            if isinstance(logger, WandbLogger):
+                # also after a failure: an unfinished run stays this process's active run, and the next stage's
+                # wandb.init would return it (that stage's metrics would land in this stage's run)
                 logger.experiment.finish()
         except Exception as error:  # noqa: BLE001
             log.warning("logger %s failed at finish (%s)", type(logger).__name__, error)

@@ -2,6 +2,7 @@
 use a local path."""
 
 import pytest
+import wandb
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from pairwise_rl.cli import run
@@ -33,6 +34,7 @@ def test_wandb_logging_failure_mid_run_is_a_warning_and_the_stage_completes(make
     assert len(calls) == len(set(calls))  # each stage's logger failed once, then stopped calling W&B
     assert "W&B log_metrics failed" in caplog.text
     assert (out / "logs").exists()  # the CSV record is complete
+    assert wandb.run is None  # the failed run was still finished: the next stage's wandb.init starts its own
 
 
 def test_resilient_logger_swallows_every_call_after_a_failure(tmp_path, monkeypatch):
