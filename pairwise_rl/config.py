@@ -170,7 +170,7 @@ class KLConfig:
     in_reward: bool = True
     adaptive: bool = True
     target: float = 0.3
-    horizon: int = 100
+    horizon: Any = "auto"
 
 
 @dataclass
@@ -192,6 +192,9 @@ class PPOConfig:
     anchor: str = "sft_greedy"
     center_reward: bool = True
     both_orders: bool = True
+    order_average: str = "log_odds"
+    reward_transform: str = "none"
+    rm_precision: str = "float32"
     best_of_n: int = 4
     best_of_n_by: str = "auto"
     iterations: int = 60
@@ -494,11 +497,17 @@ def _validate_ppo(cfg: DictConfig) -> None:
     ranges here, the selected reward form's, estimator's and anchor's own checks beside their registries."""
     from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
     from pairwise_rl.algos.kl import KL_ESTIMATORS
+    from pairwise_rl.algos.ppo import check_horizon
+    from pairwise_rl.algos.preference import ORDER_AVERAGES
+    from pairwise_rl.algos.reward_transforms import REWARD_TRANSFORMS
     from pairwise_rl.rewards import group_matches
     from pairwise_rl.rewards.anchors import ANCHORS
     from pairwise_rl.rewards.ppo_reward import PPO_REWARDS
 
     one_of(cfg, "ppo.reward", PPO_REWARDS.names())
+    one_of(cfg, "ppo.reward_transform", REWARD_TRANSFORMS.names())
+    one_of(cfg, "ppo.order_average", ORDER_AVERAGES.names())
+    one_of(cfg, "ppo.rm_precision", ["float32", "stage"])
     one_of(cfg, "ppo.advantage", ADVANTAGE_ESTIMATORS.names())
     positive(cfg, "ppo.samples_per_prompt")
     PPO_REWARDS.get(cfg.ppo.reward).check_config(cfg)
@@ -517,7 +526,8 @@ def _validate_ppo(cfg: DictConfig) -> None:
     if cfg.ppo.dual_clip is not None:
         check(cfg.ppo.dual_clip > 1.0, "ppo.dual_clip", f"must be > 1, got {cfg.ppo.dual_clip}")
     if cfg.ppo.kl.adaptive:
-        positive(cfg, "ppo.kl.target", "ppo.kl.horizon")
+        positive(cfg, "ppo.kl.target")
+        check_horizon(cfg)
 
 
 JUDGED_STAGES = ("pipeline", "evaluate", "judge")  # the stages that build or use the evaluation judge

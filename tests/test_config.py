@@ -114,6 +114,12 @@ def test_wrong_type_fails_at_composition_naming_the_key(tmp_path):
     ("ppo.anchor=oracle", "ppo.anchor"),
     ("ppo.kl.estimator=k9", "ppo.kl.estimator"),
     ("ppo.rollout_logprobs=cache", "ppo.rollout_logprobs"),
+    ("ppo.reward_transform=sqrt", "ppo.reward_transform"),
+    ("ppo.rm_precision=half", "ppo.rm_precision"),
+    ("ppo.reward_transform=logit", "ppo.reward_transform"),  # ppo=standard's scalar reward is no probability
+    (("ppo=pairwise", "ppo.order_average=median"), "ppo.order_average"),
+    ("ppo.kl.horizon=soon", "ppo.kl.horizon"),
+    ("ppo.kl.horizon=10", "ppo.kl.horizon"),  # 0.2 x 64 samples / 10 > 1: one update would zero beta
     ("ppo.minibatch_size=48", "ppo.minibatch_size"),
     ("stage=deploy", "stage"),
     (("rm=generative", "rm.template='{prompt} {a}'"), "rm.template"),  # the generative mode checks its keys

@@ -142,6 +142,49 @@ class FixedKLController:
         self.value = state["value"]
 
 
+KL_STEP_CLIP = 0.2  # Ziegler et al.'s clip of the proportional error
+KL_REACH = 100.0    # horizon=auto: beta can move by this factor, either way, within half of the run's iterations
+KL_MAX_STEP = 0.5   # horizon=auto never lets one update move beta by more than +-50% (short runs would ask more)
+
+
+def auto_horizon(samples_per_iteration: int, iterations: int, reach: float = KL_REACH) -> float:
+    """The controller horizon (in samples) at which `iterations / 2` updates at the clipped error move beta by
+    `reach` downwards: (1 - 0.2 n / h) ** (I / 2) = 1 / reach  =>  h = 0.2 n / (1 - reach ** (-2 / I)), with one step at most 50%.
+
+    A fixed horizon ties how far beta can move to the rollout size: at Ziegler's horizon of 10,000 samples, or even
+    100, a run of 40 iterations of 16 samples can lower beta only to 0.27x its start, so an arm whose reward is
+    small against beta * KL never reaches its target. Upwards the same horizon moves beta by (1 + 0.2 n / h) ** (I/2),
+    less than `reach` but more than enough: e.g. 16 samples x 40 iterations gives h = 15.5, steps of +-21%."""
+    halves = max(iterations / 2.0, 1.0)
+    step = min(1.0 - reach ** (-1.0 / halves), KL_MAX_STEP)
+    return KL_STEP_CLIP * samples_per_iteration / step
+
+
+def kl_horizon(ppo) -> float:
+    """ppo.kl.horizon resolved: a number as given, `auto` from the run's rollout size and length."""
+    if ppo.kl.horizon != "auto":
+        return float(ppo.kl.horizon)
+    return auto_horizon(ppo.rollout_batch_size * ppo.samples_per_prompt, ppo.iterations)
+
+
+def kl_reach(horizon: float, samples_per_iteration: int, iterations: int) -> float:
+    """The smallest factor beta can reach over a whole run at the clipped error (beta_min / beta_0)."""
+    step = max(1.0 - KL_STEP_CLIP * samples_per_iteration / horizon, 0.0)
+    return step ** iterations
+
+
+def check_horizon(cfg) -> None:
+    from pairwise_rl.checks import check  # config-time only
+    value = cfg.ppo.kl.horizon
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    check(value == "auto" or (number and value > 0), "ppo.kl.horizon", f"must be auto or a number > 0, got {value!r}")
+    if number:
+        n = cfg.ppo.rollout_batch_size * cfg.ppo.samples_per_prompt
+        check(KL_STEP_CLIP * n / value < 1.0, "ppo.kl.horizon", f"{value} is below 0.2 x the samples per iteration "
+              f"({n}): one update at the clipped error would take beta to zero or below; use >= {KL_STEP_CLIP * n:g} "
+              "or auto")
+
+
 class AdaptiveKLController(FixedKLController):
     """Ziegler et al. (2019): beta *= 1 + clip(KL / target - 1, -0.2, 0.2) * n_samples / horizon."""
 
@@ -150,5 +193,5 @@ class AdaptiveKLController(FixedKLController):
         self.target, self.horizon = target, horizon
 
     def update(self, current_kl: float, n_samples: int) -> None:
-        error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)
+        error = min(max(current_kl / self.target - 1.0, -KL_STEP_CLIP), KL_STEP_CLIP)
         self.value *= 1.0 + error * n_samples / self.horizon

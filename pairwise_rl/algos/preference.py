@@ -5,17 +5,26 @@ logits (l_A, l_B) at the verdict position,
 
     P(A beats B) = softmax(l_A, l_B)[0] = sigmoid(l_A - l_B).
 
-A judge may prefer a position regardless of content; averaging over both presentation orders removes that bias:
+A judge may prefer a position regardless of content; both presentation orders are combined (`ppo.order_average`).
+With m1 = l_A - l_B when y1 is shown as A and m2 when y2 is:
 
-    p(y1 beats y2) = 1/2 * [P(A wins | y1 as A, y2 as B) + 1 - P(A wins | y2 as A, y1 as B)].
+    probability  p(y1 beats y2) = 1/2 * [sigmoid(m1) + 1 - sigmoid(m2)]       (the paper's average)
+    log_odds     p(y1 beats y2) = sigmoid((m1 - m2) / 2)                        (the orders' log-odds averaged)
 
-For identical responses this is exactly 0.5 whatever the position bias, since both terms see the same input.
+Both are exactly 0.5 for identical responses and agree on which response wins (each is > 1/2 iff m1 > m2), so an
+RM's accuracy is the same under both. They differ in scale: a position bias b adds to both margins (m1 = d + b,
+m2 = -d + b); log_odds cancels it exactly (sigmoid(d)), while the probability average squeezes the spread, e.g. by
+about 2.4x near d = 0 at b = 2.
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
+
+from pairwise_rl.registry import Registry
 
 
 def bt_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: float = 0.0,
@@ -63,6 +72,18 @@ def both_orders_probability(p_a_wins_y1_first: torch.Tensor, p_a_wins_y2_first: 
     exactly 0.5 in floating point whenever both orders give the same P(A wins) (identical responses).
     """
     return 0.5 + 0.5 * (p_a_wins_y1_first - p_a_wins_y2_first)
+
+
+def both_orders_log_odds(margin_y1_first: torch.Tensor, margin_y2_first: torch.Tensor) -> torch.Tensor:
+    """p(y1 beats y2) = sigmoid of the mean of the two orders' log-odds for y1: (m1 + (-m2)) / 2."""
+    return torch.sigmoid(0.5 * (margin_y1_first.float() - margin_y2_first.float()))
+
+
+# ppo.order_average: (verdict margin with y1 as A, with y2 as A) -> p(y1 beats y2).
+ORDER_AVERAGES: Registry[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = Registry("order average")
+ORDER_AVERAGES.register("probability")(
+    lambda m1, m2: both_orders_probability(torch.sigmoid(m1.float()), torch.sigmoid(m2.float())))
+ORDER_AVERAGES.register("log_odds")(both_orders_log_odds)
 
 
 def log_odds(p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -25,7 +25,8 @@ from pairwise_rl import distributed
 from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS, AdvantageInputs
 from pairwise_rl.algos.kl import kl_penalty
 from pairwise_rl.algos.ppo import (AdaptiveKLController, FixedKLController, entropy_from_logits, explained_variance,
-                                   masked_mean, masked_sum, policy_loss, token_logprobs, value_loss)
+                                   kl_horizon, masked_mean, masked_sum, policy_loss, token_logprobs, value_loss)
+from pairwise_rl.algos.reward_transforms import transform_reward
 from pairwise_rl.data.batches import step_loader, step_seed
 from pairwise_rl.data.records import Prompt
 from pairwise_rl.distributed import compute_device
@@ -80,6 +81,7 @@ class Samples:
     anchors: Optional[List[str]]
     gold: Optional[torch.Tensor]      # gold score where a gold judge exists
     rows_judged: int = 0              # sequences the RM read to reward these samples (anchors included)
+    probability: Optional[torch.Tensor] = None  # the uncentred probability a probability reward is (anchor, group)
 
     @staticmethod
     def join(parts: List["Samples"]) -> "Samples":
@@ -91,11 +93,12 @@ class Samples:
         anchors = None if parts[0].anchors is None else [a for p in parts for a in p.anchors]
         return Samples([q for p in parts for q in p.prompts], None, None, 0, None, None,
                        [t for p in parts for t in p.texts], None, None, cat("reward"), cat("win_prob"), anchors,
-                       cat("gold"), sum(p.rows_judged for p in parts))
+                       cat("gold"), sum(p.rows_judged for p in parts), cat("probability"))
 
 
 @dataclass
 class Rollout(Samples):
+    optimised: torch.Tensor = None           # the reward after ppo.reward_transform: what the advantages are made of
     values: Optional[torch.Tensor] = None    # critic values (gae only)
     advantages: torch.Tensor = None
     returns: Optional[torch.Tensor] = None   # value targets (gae only)
@@ -132,7 +135,7 @@ class PPOModule(L.LightningModule):
         self.group_size = ppo.samples_per_prompt
         self.anchor_name = self.reward_form.anchor_override(reward_model) or ppo.anchor
         self.anchor = build_anchor(self.anchor_name) if self.reward_form.needs_anchor(reward_model) else None
-        self.kl_ctl = (AdaptiveKLController(ppo.kl.coef, ppo.kl.target, ppo.kl.horizon) if ppo.kl.adaptive
+        self.kl_ctl = (AdaptiveKLController(ppo.kl.coef, ppo.kl.target, kl_horizon(ppo)) if ppo.kl.adaptive
                        else FixedKLController(ppo.kl.coef))
         self.iteration = 0
         self.resume_step = 0
@@ -140,6 +143,7 @@ class PPOModule(L.LightningModule):
         self.local_param_fraction = 1.0
         self.phase_seconds: Dict[str, float] = {}  # where training's time goes (logged as train/seconds/<phase>)
         self.rows_judged = 0  # RM rows read by training rollouts, summed over ranks: the judge's cost
+        self.reward_std_sum, self.reward_std_count = 0.0, 0  # per-iteration global reward std, summed
         self.last_metrics: Dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------------ plumbing
@@ -160,7 +164,8 @@ class PPOModule(L.LightningModule):
         checkpoint["ppo_state"] = {"iteration": self.iteration, "kl_ctl": self.kl_ctl.state_dict(),
                                    "anchor": self.anchor.state_dict() if self.anchor else None,
                                    "nonfinite_guard": self.guard.state_dict(), "phase_seconds": dict(self.phase_seconds),
-                                   "rows_judged": self.rows_judged}
+                                   "rows_judged": self.rows_judged,
+                                   "reward_std": [self.reward_std_sum, self.reward_std_count]}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.policy_version += 1  # the policy's weights are the checkpoint's now: a sampling copy is stale
@@ -172,6 +177,7 @@ class PPOModule(L.LightningModule):
         self.guard.load_state_dict(state.get("nonfinite_guard", {}))
         self.phase_seconds = dict(state.get("phase_seconds", {}))  # cumulative across a resume
         self.rows_judged = state.get("rows_judged", 0)
+        self.reward_std_sum, self.reward_std_count = state.get("reward_std", [0.0, 0])
 
     def train_dataloader(self) -> torch.utils.data.DataLoader:
         return step_loader(len(self.prompts), self.cfg.ppo.rollout_batch_size, self.cfg.ppo.iterations, self.seed,
@@ -264,7 +270,8 @@ class PPOModule(L.LightningModule):
                        out.texts, logprobs, ref_logprobs,
                        None if judged is None else judged.reward.to(logprobs.device),
                        None if judged is None or judged.win_prob is None else judged.win_prob.to(logprobs.device),
-                       anchors, gold, self.reward_model.rows_judged - judged_before)
+                       anchors, gold, self.reward_model.rows_judged - judged_before,
+                       None if judged is None or judged.probability is None else judged.probability.to(logprobs.device))
 
     @torch.no_grad()
     def make_rollout(self, prompts: List[Prompt], step: int) -> Rollout:
@@ -283,12 +290,15 @@ class PPOModule(L.LightningModule):
         kl = kl_penalty(samples.logprobs, samples.ref_logprobs, ppo.kl.estimator)
         # Batch statistics (whitening) over the global batch: every rank holds a slice of the rollout. Group
         # statistics need no communication: a rank always holds whole groups.
+        sum_over_ranks = distributed.all_sum if distributed.is_distributed() else None
+        optimised = transform_reward(ppo.reward_transform, samples.reward, samples.probability, sum_over_ranks)
         advantages, returns = self.estimator.compute(AdvantageInputs(
-            scores=samples.reward, kl=kl, mask=samples.mask, kl_coef=self.kl_ctl.value if ppo.kl.in_reward else 0.0,
+            scores=optimised, kl=kl, mask=samples.mask, kl_coef=self.kl_ctl.value if ppo.kl.in_reward else 0.0,
             group_size=self.group_size, values=values, gamma=ppo.gamma, lam=ppo.lam, whiten=ppo.whiten_advantages,
             scale_by_std=ppo.scale_by_group_std,
-            sum_over_ranks=distributed.all_sum if distributed.is_distributed() else None))
-        return Rollout(**samples.__dict__, values=values, advantages=advantages, returns=returns, kl=kl)
+            sum_over_ranks=sum_over_ranks))
+        return Rollout(**samples.__dict__, optimised=optimised, values=values, advantages=advantages, returns=returns,
+                       kl=kl)
 
     # ------------------------------------------------------------------------------------------ update
     def _minibatches(self, rows: int, generator: torch.Generator) -> List[torch.Tensor]:
@@ -357,7 +367,7 @@ class PPOModule(L.LightningModule):
     def training_step(self, prompts: List[Prompt], batch_idx: int) -> None:
         step = self.iteration
         rollout = self.make_rollout(prompts, step)
-        checked = {"reward": rollout.reward, "kl": rollout.kl, "advantages": rollout.advantages}
+        checked = {"reward": rollout.reward, "optimised_reward": rollout.optimised, "kl": rollout.kl, "advantages": rollout.advantages}
         if rollout.values is not None:
             checked["values"] = rollout.values
         if not self.guard.ok(step, **checked):
@@ -368,7 +378,9 @@ class PPOModule(L.LightningModule):
             update = self.ppo_update(rollout, step)
         kl_per_sequence = masked_sum(rollout.logprobs - rollout.ref_logprobs, rollout.mask, dim=-1)
         metrics = {
+            # The reward as the form gives it (before ppo.reward_transform): its spread is the signal's size.
             "reward/mean": rollout.reward.mean(), "reward/std": rollout.reward.std(),
+            "reward/optimised_std": rollout.optimised.std(),
             "kl/sequence": kl_per_sequence.mean(), "kl/coef": torch.tensor(self.kl_ctl.value),
             "response/length": rollout.mask.sum(-1).mean(),
             "advantage/abs_mean": masked_mean(rollout.advantages.abs(), rollout.mask),
@@ -388,10 +400,16 @@ class PPOModule(L.LightningModule):
         if self.guard.skipped:
             metrics["nonfinite_skipped"] = torch.tensor(float(self.guard.skipped))
         # The controller sees the global batch's KL, so every rank keeps the same coefficient.
+        reward = rollout.reward.float()
         kl_total = distributed.all_sum(torch.stack([kl_per_sequence.sum(), torch.tensor(
             float(len(rollout.texts)), device=kl_per_sequence.device), torch.tensor(
-            float(rollout.rows_judged), device=kl_per_sequence.device)]).float())
+            float(rollout.rows_judged), device=kl_per_sequence.device), reward.sum(), (reward ** 2).sum()]).float())
         self.rows_judged += int(kl_total[2])
+        # The global batch's reward spread, averaged over the run: how big the signal PPO sees is, per arm.
+        n = float(kl_total[1])
+        variance = (float(kl_total[4]) - float(kl_total[3]) ** 2 / n) / max(n - 1.0, 1.0)
+        self.reward_std_sum += max(variance, 0.0) ** 0.5
+        self.reward_std_count += 1
         self.kl_ctl.update(float(kl_total[0] / kl_total[1]), int(kl_total[1]))
         self.iteration += 1
         sync = distributed.is_distributed()  # logged values: the mean over ranks
@@ -399,6 +417,15 @@ class PPOModule(L.LightningModule):
                       prog_bar=False, sync_dist=sync)
         self.log("gold", float(metrics.get("gold/mean", metrics["reward/mean"])), prog_bar=True,
                  batch_size=len(prompts), sync_dist=sync)
+
+    def run_summary(self) -> Dict[str, float]:
+        """How the run went, beside the held-out numbers: the reward's mean spread over iterations (before
+        ppo.reward_transform), beta at the end and, for the adaptive controller, the target and horizon it had."""
+        out = {"train_reward_std": self.reward_std_sum / max(self.reward_std_count, 1),
+               "kl_coef_final": float(self.kl_ctl.value)}
+        if isinstance(self.kl_ctl, AdaptiveKLController):
+            out.update({"kl_target": float(self.kl_ctl.target), "kl_horizon": float(self.kl_ctl.horizon)})
+        return out
 
     def judge_rows_per_iteration(self) -> float:
         """RM rows read per training iteration (all ranks, anchors included): the judge's share of a setup's cost."""

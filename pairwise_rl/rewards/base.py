@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple, Type
@@ -48,6 +49,7 @@ class RewardModel(abc.ABC):
         self.max_prompt_tokens, self.max_response_tokens = max_prompt_tokens, max_response_tokens
         self.batch_size = batch_size
         self.rows_judged = 0  # sequences through the judge so far (BT: one per response; generative: one per order)
+        self.full_precision = False  # judge in fp32 even inside a bf16-mixed stage (ppo.rm_precision=float32)
 
     @property
     def device(self) -> torch.device:
@@ -63,13 +65,19 @@ class RewardModel(abc.ABC):
     def _pair_probabilities(self, prompts: Sequence[str], y1: Sequence[str], y2: Sequence[str]) -> PairProbabilities:
         """One batch, gradients allowed (callers decide)."""
 
+    def numerics(self):
+        """The context a judging forward runs in: the stage's (its autocast), or fp32 with autocast off."""
+        return torch.autocast(self.device.type, enabled=False) if self.full_precision else nullcontext()
+
     @torch.no_grad()
     def pair_probabilities(self, prompts: Sequence[str], y1: Sequence[str], y2: Sequence[str]) -> PairProbabilities:
         """P(y1 beats y2) for any number of pairs, in chunks of batch_size, no gradients."""
         was_training = self.model.training
         self.model.eval()
-        chunks = [self._pair_probabilities(prompts[i:i + self.batch_size], y1[i:i + self.batch_size],
-                                           y2[i:i + self.batch_size]) for i in range(0, len(prompts), self.batch_size)]
+        with self.numerics():
+            chunks = [self._pair_probabilities(prompts[i:i + self.batch_size], y1[i:i + self.batch_size],
+                                               y2[i:i + self.batch_size])
+                      for i in range(0, len(prompts), self.batch_size)]
         self.model.train(was_training)
 
         def cat(name: str) -> Optional[torch.Tensor]:

@@ -50,8 +50,9 @@ class BTReward(RewardModel):
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> torch.Tensor:
         was_training = self.model.training
         self.model.eval()
-        out = torch.cat([self._scores(prompts[i:i + self.batch_size], responses[i:i + self.batch_size]).float()
-                         for i in range(0, len(prompts), self.batch_size)]).cpu()
+        with self.numerics():
+            out = torch.cat([self._scores(prompts[i:i + self.batch_size], responses[i:i + self.batch_size]).float()
+                             for i in range(0, len(prompts), self.batch_size)]).cpu()
         self.model.train(was_training)
         return out
 

@@ -11,7 +11,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from omegaconf import DictConfig
 
-from pairwise_rl.algos.preference import both_orders_probability, verdict_loss, verdict_probability
+from pairwise_rl.algos.preference import ORDER_AVERAGES, verdict_loss, verdict_probability
 from pairwise_rl.data.encoding import left_pad, truncate_texts
 from pairwise_rl.data.records import Preference
 from pairwise_rl.checks import check, one_of
@@ -42,6 +42,7 @@ class GenerativeReward(RewardModel):
         self.template, self.verdict_tokens = template, list(verdict_tokens)
         self.swap_augment, self.verdict_format = swap_augment, verdict_format
         self.both_orders = True  # a runtime choice of the caller (ppo.both_orders), not a property of the model
+        self.order_average = "probability"  # how both orders combine: also the caller's (ppo.order_average)
         # verdict_ids[A_WINS] / [B_WINS]: everything below reads verdicts, never the format's token order.
         self.verdict_ids = verdict_ids_by_verdict(self.tokenizer, self.verdict_tokens, verdict_format)
 
@@ -62,10 +63,24 @@ class GenerativeReward(RewardModel):
         batch = self._encode(prompts, a, b)
         return last_hidden(self.model, batch["input_ids"], batch["attention_mask"])
 
-    def _p_a_wins(self, prompts, a, b) -> torch.Tensor:
+    def _verdict_margin(self, prompts, a, b) -> torch.Tensor:
+        """l_A - l_B at the verdict position: the log-odds that A wins, with the two logits computed in fp32.
+
+        The readout is two rows of the LM head, so fp32 costs nothing; in bf16 (a frozen judge under bf16-mixed)
+        verdict logits of 16-32 round to steps of 0.125, about the whole reward spread of a weak judge
+        (benchmarks/bench_verdict_precision.py)."""
         self.rows_judged += len(prompts)
-        logits = lm_head_logits(self.model, self._verdict_hidden(prompts, a, b), self.verdict_ids)
-        return verdict_probability(logits[:, 0], logits[:, 1])
+        hidden = self._verdict_hidden(prompts, a, b)
+        head = self.model.get_output_embeddings()
+        index = torch.as_tensor(self.verdict_ids, device=hidden.device)
+        with torch.autocast(hidden.device.type, enabled=False):
+            logits = hidden.float() @ head.weight[index].float().T
+            if getattr(head, "bias", None) is not None:
+                logits = logits + head.bias[index].float()
+        return logits[:, 0] - logits[:, 1]
+
+    def _p_a_wins(self, prompts, a, b) -> torch.Tensor:
+        return torch.sigmoid(self._verdict_margin(prompts, a, b))
 
     def training_loss(self, pairs: Sequence[Preference]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         rows: List[Tuple[str, str, str, int]] = swap_augment(pairs) if self.swap_augment else single_order(pairs)
@@ -94,9 +109,10 @@ class GenerativeReward(RewardModel):
             return PairProbabilities(p_first, p_first, None)
         # Both orders in one forward pass: rows [y1 as A] then [y2 as A].
         prompts = list(prompts)
-        p = self._p_a_wins(prompts + prompts, list(y1) + list(y2), list(y2) + list(y1))
-        p_first, p_second = p.chunk(2)
-        return PairProbabilities(both_orders_probability(p_first, p_second), p_first, p_second)
+        margin = self._verdict_margin(prompts + prompts, list(y1) + list(y2), list(y2) + list(y1))
+        m_first, m_second = margin.chunk(2)
+        return PairProbabilities(ORDER_AVERAGES.get(self.order_average)(m_first, m_second), torch.sigmoid(m_first),
+                                 torch.sigmoid(m_second))
 
     def spec(self):
         return {**super().spec(), "template": self.template, "verdict_tokens": self.verdict_tokens,

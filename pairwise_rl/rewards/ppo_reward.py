@@ -8,7 +8,8 @@
             judged (ppo.group.topology: all_pairs, circular, random_reference, knockout, k_random) and how their
             outcomes become a rating (ppo.group.fit: mean_win, bradley_terry): rewards/group_matches.py
 
-Probabilities are centred to p - 0.5 by default (ppo.center_reward). `ppo=standard` and `ppo=pairwise` are the
+Probabilities are centred to p - 0.5 by default (ppo.center_reward). ppo.reward_transform then makes what PPO
+optimises from the form's reward (algos/reward_transforms.py: none | logit | whiten | logit_whiten). `ppo=standard` and `ppo=pairwise` are the
 presets scalar and anchor; this separates the effect of the RM from the effect of the bounded, anchored reward.
 """
 
@@ -21,6 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from pairwise_rl.algos.preference import log_odds
+from pairwise_rl.algos.reward_transforms import REWARD_TRANSFORMS
 from pairwise_rl.checks import check
 from pairwise_rl.registry import Registry
 from pairwise_rl.rewards.base import RewardModel
@@ -34,6 +36,8 @@ PPO_PRESETS = {"standard": "scalar", "pairwise": "anchor"}
 class SequenceReward:
     reward: torch.Tensor                      # what PPO optimises (before the KL penalty)
     win_prob: Optional[torch.Tensor] = None   # P(response beats anchor), when an anchor was used
+    probability: Optional[torch.Tensor] = None  # the uncentred probability the reward is (anchor, group forms):
+                                                #   what ppo.reward_transform=logit turns into log-odds
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class RewardSpec:
     anchor_override: Callable[[RewardModel], Optional[str]]  # a fixed anchor this form imposes, if any
     min_group_size: int
     reward: Callable[[RewardModel, RewardRequest], SequenceReward]
+    is_probability: bool  # the reward is a probability (centred or not), so ppo.reward_transform=logit applies
 
     def check_config(self, cfg: DictConfig) -> None:
         """A group form compares a prompt's samples with each other: it needs groups, in training and evaluation."""
@@ -68,6 +73,11 @@ class RewardSpec:
             check(cfg.eval.batch_size % cfg.eval.samples_per_prompt == 0, "eval.batch_size",
                   f"ppo.reward={cfg.ppo.reward} judges each held-out prompt's eval.samples_per_prompt samples as one "
                   f"group: eval.batch_size ({cfg.eval.batch_size}) must be a multiple of it")
+        transform = REWARD_TRANSFORMS.get(cfg.ppo.reward_transform)
+        check(self.is_probability or not transform.needs_probability, "ppo.reward_transform",
+              f"{cfg.ppo.reward_transform} takes the log-odds of a probability reward (ppo.reward=anchor | group); "
+              f"ppo.reward={cfg.ppo.reward} is already unbounded (a BT score, or a generative judge's log-odds): use "
+              "none or whiten")
 
 
 PPO_REWARDS: Registry[RewardSpec] = Registry("ppo reward")
@@ -88,12 +98,12 @@ def _scalar(rm: RewardModel, request: RewardRequest) -> SequenceReward:
 
 def _anchor(rm: RewardModel, request: RewardRequest) -> SequenceReward:
     p = rm.compare(request.prompts, request.responses, request.anchors)
-    return SequenceReward(p - 0.5 if request.center else p, p)
+    return SequenceReward(p - 0.5 if request.center else p, p, p)
 
 
 def _group(rm: RewardModel, request: RewardRequest) -> SequenceReward:
     p, _ = play_group(rm, request.prompts, request.responses, request.group_size, request.group, request.seed)
-    return SequenceReward(p - 0.5 if request.center else p)
+    return SequenceReward(p - 0.5 if request.center else p, probability=p)
 
 
 PPO_REWARDS.register("scalar")(RewardSpec(
@@ -101,16 +111,19 @@ PPO_REWARDS.register("scalar")(RewardSpec(
     anchor_override=lambda rm: None if rm.has_score else "sft_greedy",
     min_group_size=1,
     reward=_scalar,
+    is_probability=False,
 ))
 PPO_REWARDS.register("anchor")(RewardSpec(
     needs_anchor=lambda rm: True,
     anchor_override=lambda rm: None,
     min_group_size=1,
     reward=_anchor,
+    is_probability=True,
 ))
 PPO_REWARDS.register("group")(RewardSpec(
     needs_anchor=lambda rm: False,
     anchor_override=lambda rm: None,
     min_group_size=2,
     reward=_group,
+    is_probability=True,
 ))

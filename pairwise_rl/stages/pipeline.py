@@ -35,7 +35,10 @@ SUMMARY = {  # column in the table -> (stage, metric)
     "gold add": ("ppo", "gold_sampled/add"),
     "gold (greedy)": ("ppo", "gold_greedy/all"),
     "KL to SFT": ("ppo", "kl_sampled"),
+    "KL target": ("ppo", "kl_target"),           # the adaptive controller's (absent at a fixed beta)
+    "beta at the end": ("ppo", "kl_coef_final"),
     "reward (own RM)": ("ppo", "reward_sampled"),  # each setup's own reward: scales differ between setups
+    "reward spread (train)": ("ppo", "train_reward_std"),  # mean per-rollout std, before ppo.reward_transform
     "RM accuracy": ("rm", "accuracy"),
     "RM ECE": ("rm", "ece"),
     "RM gold accuracy": ("rm", "gold_accuracy"),          # against the gold ordering (digits), not the noisy labels
@@ -52,6 +55,8 @@ SUMMARY = {  # column in the table -> (stage, metric)
     "judge rows / iteration": ("ppo", "judge_rows_per_iteration"),
 }
 SECONDS_PER_ITERATION = "PPO s / iteration"  # wall time: the one column two identical runs never agree on
+KL_REACHED = "KL / target"  # held-out KL over the controller's target: below KL_SHORT the arm stopped short of it
+KL_SHORT = 0.5
 STAGE_ORDER = ("sft", "rm", "ppo", "evaluate")
 LAST_STAGES = STAGE_ORDER[1:]  # pipeline.setups[*].last_stage
 
@@ -99,6 +104,26 @@ def seconds_per_iteration(ppo_dir: Path, iterations: int) -> Optional[float]:
     return None if seconds is None else seconds / iterations
 
 
+def kl_reached(row: Dict[str, Optional[float]]) -> Optional[float]:
+    kl, target = row.get("KL to SFT"), row.get("KL target")
+    return None if kl is None or not target else kl / target
+
+
+def short_of_target(results: Dict[str, Dict[str, Optional[float]]]) -> List[str]:
+    """The setups whose held-out KL ended below KL_SHORT of their controller's target: their gold was bought with
+    less KL than the others were allowed, so a gold difference is not a matched-KL one."""
+    return [name for name, row in results.items()
+            if row.get(KL_REACHED) is not None and row[KL_REACHED] < KL_SHORT]
+
+
+def warn_short_of_target(results: Dict[str, Dict[str, Optional[float]]]) -> None:
+    for name in short_of_target(results):
+        row = results[name]
+        log.warning("%s stopped short of its KL target: held-out KL %.3f of %.3f (%s %.2f < %.2f); compare gold at "
+                    "matched KL, not at this target", name, row["KL to SFT"], row["KL target"], KL_REACHED,
+                    row[KL_REACHED], KL_SHORT)
+
+
 def sft_row(metrics: Dict[str, Dict[str, float]]) -> Dict[str, float]:
     """The shared starting policy, as the PPO and evaluate stages measured it (KL to itself is 0)."""
     row = {column: (0.0 if key == "kl_sampled" else metrics["ppo"].get(f"sft/{key}"))
@@ -128,6 +153,7 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
         if "ppo" in dirs:
             results[setup["name"]][SECONDS_PER_ITERATION] = seconds_per_iteration(dirs["ppo"],
                                                                                   setup_cfg.ppo.iterations)
+            results[setup["name"]][KL_REACHED] = kl_reached(results[setup["name"]])
         paths[setup["name"]] = {stage: str(path) for stage, path in dirs.items()}
     if first_metrics:  # the starting policy as some setup's PPO stage measured it (RM-only runs have none)
         results = {START_ROW: sft_row(first_metrics), **results}
@@ -135,6 +161,7 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
                     if any(r.get(column) is not None for r in results.values())}  # no all-empty rows (no gold)
              for name, row in results.items()}
     print_table(f"{cfg.experiment_name}: held-out test prompts (seed {cfg.seed})", orient(shown))
+    warn_short_of_target(results)
     codes = {name: {stage: provenance.code_version(built_by(Path(p))) for stage, p in dirs.items()}
              for name, dirs in paths.items()}
     mixed = sorted({v for stages in codes.values() for v in stages.values()} - {provenance.current()["code_version"]})

@@ -72,8 +72,10 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     tokenizer = load_tokenizer(sft_dir)
     policy = apply_lora(load_causal_lm(sft_dir, cfg.model.dtype), cfg.model.lora)  # trained: master weights
     reference = build_reference(cfg, policy, sft_dir)
-    reward_model = load_reward_model(rm_dir, frozen_dtype(cfg))
+    reward_model = load_reward_model(rm_dir, "float32" if cfg.ppo.rm_precision == "float32" else frozen_dtype(cfg))
+    reward_model.full_precision = cfg.ppo.rm_precision == "float32"
     reward_model.both_orders = cfg.ppo.both_orders
+    reward_model.order_average = cfg.ppo.order_average
     critic = build_critic(cfg, reward_model, sft_dir, rm_dir) if ADVANTAGE_ESTIMATORS.get(
         cfg.ppo.advantage).needs_critic else None
     if critic is not None:
@@ -115,6 +117,7 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                **{k: v for k, v in task.pair_metrics().items() if k.startswith("rl_prompts/")},
                "nonfinite_skipped": float(module.guard.skipped),
                "judge_rows_per_iteration": module.judge_rows_per_iteration(),
+               **module.run_summary(),
                "local_param_fraction": module.local_param_fraction,
                "trainable_param_fraction": trainable_fraction(policy)}
     finish_loggers(trainer, metrics, tables={"samples/sft_vs_ppo": side_by_side(before_rows, rows)},

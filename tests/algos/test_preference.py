@@ -61,3 +61,28 @@ def test_soft_verdict_loss_hand_values():
     assert loss.item() == pytest.approx(0.836988, abs=1e-6)
     q1 = verdict_loss(logits, torch.tensor([0]), torch.tensor([1]), torch.tensor([1.0]))
     assert q1.item() == pytest.approx(verdict_loss(logits, torch.tensor([0])).item())
+
+
+def test_order_averages_hand_values():
+    from pairwise_rl.algos.preference import ORDER_AVERAGES
+    m1, m2 = torch.tensor([math.log(3.0)]), torch.tensor([-math.log(3.0)])  # P(A) = 0.75 then 0.25: y1 wins both
+    assert ORDER_AVERAGES.get("probability")(m1, m2).item() == pytest.approx(0.75)
+    assert ORDER_AVERAGES.get("log_odds")(m1, m2).item() == pytest.approx(0.75)
+    # A position bias of b = 2 logits on top of a content margin d = 0.5: m1 = d + b, m2 = -d + b.
+    d, b = 0.5, 2.0
+    m1, m2 = torch.tensor([d + b]), torch.tensor([-d + b])
+    s = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    assert ORDER_AVERAGES.get("log_odds")(m1, m2).item() == pytest.approx(s(d), abs=1e-6)  # bias cancelled: 0.622459
+    assert ORDER_AVERAGES.get("probability")(m1, m2).item() == pytest.approx(0.5 + 0.5 * (s(2.5) - s(1.5)), abs=1e-6)
+    assert 0.5 + 0.5 * (s(2.5) - s(1.5)) == pytest.approx(0.553284, abs=1e-6)  # squeezed towards 1/2
+
+
+def test_order_averages_agree_on_the_winner_and_are_half_for_equal_margins():
+    from pairwise_rl.algos.preference import ORDER_AVERAGES
+    g = torch.Generator().manual_seed(0)
+    m1, m2 = torch.randn(200, generator=g) * 3, torch.randn(200, generator=g) * 3
+    p_prob, p_logit = ORDER_AVERAGES.get("probability")(m1, m2), ORDER_AVERAGES.get("log_odds")(m1, m2)
+    assert torch.equal(p_prob > 0.5, p_logit > 0.5)
+    same = torch.tensor([4.0, -1.0, 0.3])
+    for name in ("probability", "log_odds"):
+        assert torch.equal(ORDER_AVERAGES.get(name)(same, same), torch.full((3,), 0.5))

@@ -174,3 +174,57 @@ def test_soft_labels_train_as_soft_targets(policy_dir):
         expected = -(0.7 * log_p[0, a] + 0.3 * log_p[0, b] + 0.7 * log_p[1, b] + 0.3 * log_p[1, a]) / 2
         assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
         assert math.isfinite(loss.item())
+
+
+def test_order_average_log_odds_on_a_position_biased_judge(policy_dir):
+    """A judge trained without swaps (biased to "A"): log_odds averaging gives sigmoid of the mean log-odds of the
+    two orders, the probability average 0.5 + (p1 - p2) / 2; both pick the same winner, log_odds spreads wider."""
+    judge = generative(policy_dir, swap_augment=False)
+    train(judge, 30)
+    by_prob = judge.pair_probabilities(PROMPTS, GOOD, BAD)
+    judge.order_average = "log_odds"
+    by_logit = judge.pair_probabilities(PROMPTS, GOOD, BAD)
+    m1, m2 = torch.logit(by_logit.p_first.double()), torch.logit(by_logit.p_second.double())
+    assert torch.allclose(by_logit.p.double(), torch.sigmoid((m1 - m2) / 2), atol=1e-5)
+    assert torch.allclose(by_prob.p, 0.5 + 0.5 * (by_prob.p_first - by_prob.p_second), atol=1e-6)
+    assert torch.equal(by_prob.p > 0.5, by_logit.p > 0.5)
+    assert ((by_logit.p - 0.5).abs() >= (by_prob.p - 0.5).abs() - 1e-6).all()
+
+
+def test_verdict_margin_is_computed_in_fp32_from_a_bf16_judge(policy_dir):
+    """In bf16 weights the two verdict logits are still one fp32 product of the (bf16) hidden state and head rows:
+    equal to a float64 product of the same inputs to fp32 precision, under bf16 autocast too."""
+    judge = generative(policy_dir, dtype="bfloat16")
+    torch.nn.init.normal_(judge.model.get_output_embeddings().weight, std=3.0)  # large logits: bf16 steps show
+    hidden = judge._verdict_hidden(PROMPTS, GOOD, BAD)
+    rows = judge.model.get_output_embeddings().weight[list(judge.verdict_ids)]
+    exact = hidden.double() @ rows.double().T
+    exact_margin = (exact[:, 0] - exact[:, 1]).float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        margin = judge._verdict_margin(PROMPTS, GOOD, BAD)
+    assert margin.dtype == torch.float32
+    assert torch.allclose(margin, exact_margin, atol=1e-4)
+    bf16 = (hidden @ rows.T)  # the product as it was computed before: rounded to bf16's 8 bits
+    assert not torch.allclose(bf16[:, 0].float() - bf16[:, 1].float(), exact_margin, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["bt", "generative"])
+def test_full_precision_judges_in_fp32_inside_a_bf16_autocast_stage(mode, policy_dir):
+    """ppo.rm_precision=float32: the judge's forward leaves the stage's bf16 autocast, so inside a bf16-mixed PPO
+    stage it gives exactly what it gives in fp32; at the stage's precision it does not."""
+    judge = generative(policy_dir) if mode == "generative" else BTReward.from_pretrained(
+        policy_dir, max_prompt_tokens=64, max_response_tokens=24)
+    head = judge.model.score if mode == "bt" else judge.model.get_output_embeddings()
+    torch.nn.init.normal_(head.weight, std=0.5)  # scores / verdict logits large enough for bf16 to round
+    fp32 = judge.pair_probabilities(PROMPTS, GOOD, BAD).p
+    assert not torch.equal(fp32, torch.full_like(fp32, 0.5))  # a judge with an opinion (std 2 saturates attention)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        at_stage = judge.pair_probabilities(PROMPTS, GOOD, BAD).p
+        judge.full_precision = True
+        full = judge.pair_probabilities(PROMPTS, GOOD, BAD).p
+        scores = judge.score(PROMPTS, GOOD) if mode == "bt" else None
+    assert torch.equal(full, fp32)
+    assert not torch.equal(at_stage, fp32)
+    if scores is not None:
+        judge.full_precision = False
+        assert torch.equal(scores, judge.score(PROMPTS, GOOD))

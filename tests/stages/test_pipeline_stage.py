@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from pairwise_rl.cli import run
 from pairwise_rl.files import read_json
 from pairwise_rl.pipeline import COMPLETE
@@ -25,3 +27,16 @@ def test_pairwise_vs_bt_shares_the_sft_policy_and_reruns_from_the_cache(make_deb
     assert run(cfg) == results
     assert {p: read_json(Path(p) / COMPLETE)["finished_at"] for p in built} == built  # nothing rebuilt
     assert all((Path(p) / COMPLETE).stat().st_mtime_ns > used[p] for p in built)  # each served: last use moves
+
+
+def test_kl_reached_and_the_setups_that_stopped_short_of_their_target(caplog):
+    from pairwise_rl.stages.pipeline import KL_REACHED, kl_reached, short_of_target, warn_short_of_target
+    rows = {"traditional": {"KL to SFT": 0.24, "KL target": 0.3}, "pairwise_rl": {"KL to SFT": 0.12, "KL target": 0.3},
+            "fixed_beta": {"KL to SFT": 0.5, "KL target": None}, "sft": {"KL to SFT": 0.0}}
+    for row in rows.values():
+        row[KL_REACHED] = kl_reached(row)
+    assert rows["traditional"][KL_REACHED] == pytest.approx(0.8) and rows["pairwise_rl"][KL_REACHED] == pytest.approx(0.4)
+    assert rows["fixed_beta"][KL_REACHED] is None and rows["sft"][KL_REACHED] is None
+    assert short_of_target(rows) == ["pairwise_rl"]  # 0.4 < 0.5; 0.8 is not
+    warn_short_of_target(rows)
+    assert "pairwise_rl stopped short of its KL target: held-out KL 0.120 of 0.300" in caplog.text

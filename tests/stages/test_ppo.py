@@ -47,6 +47,27 @@ def test_pairwise_rewards_are_centred_win_probabilities(make_debug_cfg):
     assert all(-0.5 <= r["reward"] <= 0.5 for r in rows)
 
 
+def test_reward_transform_and_order_average_shape_what_ppo_optimises_not_what_it_reports(make_debug_cfg):
+    """logit_whiten under log_odds averaging: every rollout's optimised reward has unit spread, the logged reward
+    stays the centred win probability, and the run summary holds its mean spread, beta and the auto horizon."""
+    from pairwise_rl.algos.ppo import auto_horizon
+    cfg = make_debug_cfg("stage=ppo", "ppo=pairwise", "rm=generative", "ppo.reward_transform=logit_whiten",
+                         "ppo.order_average=log_odds")
+    out = run(cfg)
+    history = [r for r in read_history(out) if "train/reward/std" in r]
+    assert len(history) == cfg.ppo.iterations
+    assert all(r["train/reward/optimised_std"] == pytest.approx(1.0, abs=1e-3) for r in history)
+    assert all(r["train/reward/std"] < 0.5 for r in history)  # a centred probability's spread, untransformed
+    metrics = stage_metrics(out)
+    assert metrics["train_reward_std"] == pytest.approx(sum(r["train/reward/std"] for r in history) / len(history),
+                                                        rel=1e-4)
+    assert metrics["kl_target"] == cfg.ppo.kl.target
+    assert metrics["kl_horizon"] == pytest.approx(auto_horizon(cfg.ppo.rollout_batch_size, cfg.ppo.iterations))
+    assert metrics["kl_coef_final"] == pytest.approx(history[-1]["train/kl/coef"] * (1 + 0.5 * max(-1.0, min(
+        1.0, (history[-1]["train/kl/sequence"] / cfg.ppo.kl.target - 1) / 0.2))), rel=1e-4)
+    assert all(-0.5 <= r["reward"] <= 0.5 for r in read_jsonl(out / "samples.jsonl") if r["reward"] is not None)
+
+
 class CrashAt(L.Callback):
     def __init__(self, iteration: int):
         self.iteration = iteration
