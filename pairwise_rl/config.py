@@ -290,6 +290,12 @@ class PipelineConfig:
 
 
 @dataclass
+class MatchedKLConfig:
+    at: List[float] = field(default_factory=list)
+    pairs: List[List[str]] = field(default_factory=list)
+
+
+@dataclass
 class CompareConfig:
     dir: Optional[str] = None
     allow_mixed_code: bool = False
@@ -297,6 +303,7 @@ class CompareConfig:
     metrics: List[str] = field(default_factory=list)
     baseline: Optional[str] = None
     pairs: List[List[str]] = field(default_factory=list)
+    matched_kl: MatchedKLConfig = field(default_factory=MatchedKLConfig)
 
 
 # ----------------------------------------------------------------------------------------------------- eval
@@ -439,6 +446,14 @@ def validate(cfg: DictConfig) -> None:
         one_of(cfg, "compare.layout", list(SETUP_LAYOUTS))
         check(not (cfg.compare.baseline and cfg.compare.pairs), "compare.pairs",
               "set compare.baseline (every setup against one) or compare.pairs (chosen contrasts), not both")
+        for i, k in enumerate(cfg.compare.matched_kl.at):
+            check(k > 0, f"compare.matched_kl.at.{i}", f"a KL in nats per response > 0, got {k}")
+        for i, pair in enumerate(cfg.compare.matched_kl.pairs):
+            check(len(pair) == 2 and pair[0] != pair[1], f"compare.matched_kl.pairs.{i}",
+                  f"must be [setup, baseline], two different arms, got {list(pair)}")
+        check(not cfg.compare.matched_kl.at or cfg.compare.matched_kl.pairs or cfg.compare.pairs
+              or cfg.compare.baseline, "compare.matched_kl.pairs", "compare.matched_kl.at needs arms to compare: "
+              "set compare.matched_kl.pairs (or compare.pairs / compare.baseline)")
         for i, pair in enumerate(cfg.compare.pairs):
             check(len(pair) == 2 and pair[0] != pair[1], f"compare.pairs.{i}",
                   f"must be [setup, baseline] (two different setups), got {list(pair)}")

@@ -149,7 +149,8 @@ KL_MAX_STEP = 0.5   # horizon=auto never lets one update move beta by more than 
 
 def auto_horizon(samples_per_iteration: int, iterations: int, reach: float = KL_REACH) -> float:
     """The controller horizon (in samples) at which `iterations / 2` updates at the clipped error move beta by
-    `reach` downwards: (1 - 0.2 n / h) ** (I / 2) = 1 / reach  =>  h = 0.2 n / (1 - reach ** (-2 / I)), with one step at most 50%.
+    `reach` downwards: (1 - 0.2 n / h) ** (I / 2) = 1 / reach  =>  h = 0.2 n / (1 - reach ** (-2 / I)), with one
+    step at most 50%.
 
     A fixed horizon ties how far beta can move to the rollout size: at Ziegler's horizon of 10,000 samples, or even
     100, a run of 40 iterations of 16 samples can lower beta only to 0.27x its start, so an arm whose reward is

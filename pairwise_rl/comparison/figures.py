@@ -22,6 +22,8 @@ def pooled_reliability(results: List[dict]) -> Dict[str, Reliability]:
     by_mode: Dict[str, Dict[str, Reliability]] = {}
     for result in results:
         for paths in result["artifacts"].values():
+            if "rm" not in paths:  # a result that records no RM for a setup (hand-built, or before RMs were kept)
+                continue
             rm_dir = Path(paths["rm"])
             mode = rm_mode(rm_dir)
             by_mode.setdefault(mode, {})[str(rm_dir)] = Reliability(**read_json(rm_dir / "reliability.json"))

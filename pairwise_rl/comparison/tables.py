@@ -62,11 +62,18 @@ def paired_rows(paired: Dict[Contrast, Dict[str, dict]], baseline: Optional[str]
     return {(setup if baseline else f"{setup} − {base}"): stats for (setup, base), stats in paired.items()}
 
 
+MATCHED_TITLE = ("Gold at matched KL: each arm's frontier (its runs over the KL budget, and the start at KL 0) read at "
+                 "the same KL, paired within each seed; mean ± 95% t-interval over the seeds whose frontiers reach it")
+MATCHED_COLUMNS = ("setup's gold", "baseline's gold", "setup − baseline")  # comparison/matched_kl.matched_kl
+
+
 def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Path, versions: Dict[str, List[str]],
                  metrics: List[str], layout: str, paired: Optional[Dict[Contrast, Dict[str, dict]]] = None,
-                 baseline: Optional[str] = None, notes: Tuple[str, ...] = ()) -> None:
-    """compare.md (the chosen metrics; paired differences for a baseline or chosen pairs; then `notes`) and
-    compare.csv (every metric; compare_paired.csv the paired differences)."""
+                 baseline: Optional[str] = None, notes: Tuple[str, ...] = (),
+                 matched: Optional[Dict[str, dict]] = None) -> None:
+    """compare.md (the chosen metrics; paired differences for a baseline or chosen pairs; gold at matched KL; then
+    `notes`) and compare.csv (every metric; compare_paired.csv the paired differences, compare_matched_kl.csv the
+    matched-KL rows)."""
     every = all_versions(versions)
     lines = [f"Mean ± 95% t-interval over seeds {seeds} (n per cell in compare.csv); code version "
              f"{every[0] if len(every) == 1 else 'MIXED: ' + ', '.join(every)}.", "",
@@ -74,9 +81,14 @@ def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Pat
     if paired:
         lines += ["", paired_title(baseline) + ":", "",
                   *markdown_table(table_cells(paired_rows(paired, baseline), metrics), layout)]
+    if matched:
+        lines += ["", MATCHED_TITLE + ":", "", *markdown_table(table_cells(matched, list(MATCHED_COLUMNS)),
+                                                               "setups_as_rows")]
     lines += [line for note in notes for line in ("", note)]
     atomic_write_text(out / "compare.md", "\n".join(lines) + "\n")
     write_csv(out / "compare.csv", [({"setup": s}, summary[s]) for s in summary])
+    if matched:
+        write_csv(out / "compare_matched_kl.csv", [({"contrast": name}, stats) for name, stats in matched.items()])
     if paired:
         write_csv(out / "compare_paired.csv", [({"baseline": base, "setup": setup}, stats)
                                                for (setup, base), stats in paired.items()])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Sequence
 
 import matplotlib
 
@@ -55,6 +55,23 @@ def plot_gold_vs_kl(points: Mapping[str, list], path: Path, ylabel: str = "held-
     for setup, pairs in points.items():
         ax.scatter([kl for kl, _ in pairs], [quality for _, quality in pairs], label=setup)
     ax.set(xlabel="KL to SFT (nats / response)", ylabel=ylabel, title="Held-out quality against KL")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_frontiers(frontiers: Mapping[str, Sequence[Sequence[tuple]]], at: Sequence[float], path: Path,
+                   ylabel: str = "held-out gold (sampled)") -> Path:
+    """Each arm's gold-against-KL frontier, one line per seed (its runs over the KL budget and the start at KL 0),
+    with the KLs at which compare.matched_kl reads them as dotted lines."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (arm, lines) in enumerate(frontiers.items()):
+        for j, points in enumerate(lines):
+            ax.plot([kl for kl, _ in points], [g for _, g in points], marker="o", markersize=3, linewidth=1,
+                    color=colors[i % len(colors)], alpha=0.8, label=arm if j == 0 else None)
+    for k in at:
+        ax.axvline(k, color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="KL to SFT (nats / response)", ylabel=ylabel, title="Frontiers per arm (a line per seed)")
     ax.legend(fontsize=8)
     return _save(fig, path)
 

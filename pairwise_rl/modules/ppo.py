@@ -367,7 +367,8 @@ class PPOModule(L.LightningModule):
     def training_step(self, prompts: List[Prompt], batch_idx: int) -> None:
         step = self.iteration
         rollout = self.make_rollout(prompts, step)
-        checked = {"reward": rollout.reward, "optimised_reward": rollout.optimised, "kl": rollout.kl, "advantages": rollout.advantages}
+        checked = {"reward": rollout.reward, "optimised_reward": rollout.optimised, "kl": rollout.kl,
+                   "advantages": rollout.advantages}
         if rollout.values is not None:
             checked["values"] = rollout.values
         if not self.guard.ok(step, **checked):

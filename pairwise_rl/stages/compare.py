@@ -14,8 +14,12 @@ from pairwise_rl import hardware
 from pairwise_rl.comparison.figures import write_plots
 from pairwise_rl.comparison.fits import fit_note, rm_accuracy_fit
 from pairwise_rl.comparison.load import all_versions, check_code_versions, load_results
+from pairwise_rl.comparison.matched_kl import arms, frontiers, kl_ranges, matched_kl
+from pairwise_rl.eval.plots import plot_frontiers
 from pairwise_rl.comparison.stats import contrasts, metric_order, paired_differences, summarise
-from pairwise_rl.comparison.tables import paired_rows, paired_title, table_cells, write_tables
+from pairwise_rl.checks import ConfigError
+from pairwise_rl.comparison.tables import (MATCHED_COLUMNS, MATCHED_TITLE, paired_rows, paired_title, table_cells,
+                                           write_tables)
 from pairwise_rl.files import atomic_write_text
 from pairwise_rl.eval.report import orient, print_table
 from pairwise_rl.stages.registry import STAGES
@@ -51,8 +55,9 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
         atomic_write_text(directory / "gold_vs_rm_accuracy.json", json.dumps(fit, indent=2) + "\n")
         log.info(fit_note(fit))
     machines = machine_note(results)
+    at_matched_kl = matched_kl_table(cfg, results)
     write_tables(summary, seeds, directory, versions, metrics, cfg.compare.layout, paired, baseline,
-                 notes=((fit_note(fit),) if fit else ()) + (machines,))
+                 notes=((fit_note(fit),) if fit else ()) + (machines,), matched=at_matched_kl)
 
     write_plots(results, directory)
     if len(all_versions(versions)) > 1:
@@ -62,5 +67,33 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     if paired:
         print_table(paired_title(baseline), orient(table_cells(paired_rows(paired, baseline), metrics),
                                                    cfg.compare.layout))
+    if at_matched_kl:
+        print_table(MATCHED_TITLE, orient(table_cells(at_matched_kl, list(MATCHED_COLUMNS)), "setups_as_rows"))
     log.info("wrote %s, %s and plots in %s", directory / "compare.md", directory / "compare.csv", directory)
     return summary
+
+
+def matched_kl_table(cfg: DictConfig, results) -> Dict[str, dict]:
+    """compare.matched_kl: each pair of arms' gold at the chosen KLs, paired within seeds ({} when not asked)."""
+    at = list(cfg.compare.matched_kl.at)
+    if not at:
+        return {}
+    known = arms(results)
+    pairs = [tuple(p) for p in cfg.compare.matched_kl.pairs] or [tuple(p) for p in cfg.compare.pairs] or [
+        (arm, cfg.compare.baseline) for arm in known if arm != cfg.compare.baseline]
+    for setup, base in pairs:
+        for name in (setup, base):
+            if name not in known:
+                raise ConfigError(f"compare.matched_kl.pairs: no arm {name!r} in these runs; they have {known} "
+                                  "(arms are setup names before a sweep's [label])")
+    for arm, (low, high) in kl_ranges(results).items():
+        log.info("matched KL: %s reached KL %.3f-%.3f at its largest budget (over seeds)", arm, low, high)
+    by_arm = {arm: [] for arm in known}
+    for result in results:
+        for arm, points in frontiers(result).items():
+            by_arm[arm].append(points)
+    plot_frontiers(by_arm, at, Path(cfg.compare.dir) / "matched_kl.png")
+    table = matched_kl(results, pairs, at)
+    if not table:
+        log.warning("compare.matched_kl.at=%s: no seed has both arms' frontiers reaching these KLs", at)
+    return table

@@ -40,3 +40,30 @@ def test_kl_reached_and_the_setups_that_stopped_short_of_their_target(caplog):
     assert short_of_target(rows) == ["pairwise_rl"]  # 0.4 < 0.5; 0.8 is not
     warn_short_of_target(rows)
     assert "pairwise_rl stopped short of its KL target: held-out KL 0.120 of 0.300" in caplog.text
+
+
+@pytest.mark.slow  # 11 PPO setups, about 70 s. Twins in `make test`: test_config composes and validates the file;
+# test_kl_reached_... (the table's KL rows), tests/stages/test_ppo.py's reward-transform test (the run summary)
+def test_the_handicaps_experiment_runs_at_debug_size_and_its_compare_section_reads_it(make_debug_cfg):
+    """experiments/handicaps.yaml end to end at debug size: every setup's table has the run-summary rows (KL target,
+    KL / target, beta at the end, reward spread), each override reached its setup's PPO config, and stage=compare
+    with the experiment's own metrics and pairs reads the run."""
+    from omegaconf import OmegaConf
+    cfg = make_debug_cfg("experiment=handicaps")
+    results = run(cfg)
+    setups = [s["name"] for s in cfg.pipeline.setups]
+    assert list(results) == ["sft (start)", *setups]
+    for name in setups:
+        row = results[name]
+        assert row["KL target"] == cfg.ppo.kl.target and row["KL / target"] == pytest.approx(
+            row["KL to SFT"] / cfg.ppo.kl.target)
+        assert row["beta at the end"] > 0 and row["reward spread (train)"] >= 0
+    artifacts = read_json(Path(cfg.paths.output_dir) / "result.json")["artifacts"]
+    ppo = {name: OmegaConf.load(Path(artifacts[name]["ppo"]) / "config.yaml").ppo for name in setups}
+    assert ppo["pairwise_rl_old"].kl.horizon == 100 and ppo["pairwise_rl_old"].order_average == "probability"
+    assert ppo["pairwise_rl"].kl.horizon == "auto" and ppo["pairwise_rl"].order_average == "log_odds"
+    assert ppo["pairwise_rl_whiten"].reward_transform == "whiten" and ppo["traditional_critic_sft"].critic_init == "sft"
+    assert artifacts["pairwise_rl"]["rm"] == artifacts["pairwise_rl_old"]["rm"]  # PPO-time choices: one judge
+    compare = make_debug_cfg("stage=compare", f"compare.dir={cfg.paths.output_dir}", "experiment=handicaps")
+    summary = run(compare)
+    assert summary["pairwise_rl"]["reward spread (train)"]["n"] == 1
