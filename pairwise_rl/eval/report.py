@@ -6,6 +6,7 @@ from typing import Mapping, Sequence
 
 from rich.console import Console
 from rich.measure import Measurement
+from rich.markup import escape
 from rich.table import Table
 
 from pairwise_rl import distributed
@@ -36,12 +37,14 @@ def print_table(title: str, rows: Mapping[str, Mapping[str, float]], columns: Se
         return
     console = console or Console()
     columns = list(columns or dict.fromkeys(c for row in rows.values() for c in row))
-    table = Table(title=title)
+    # Names are text, not rich markup: a sweep's label "traditional [ppo.kl.target=0.1]" would otherwise be read as a
+    # style tag and vanish, leaving rows that print alike.
+    table = Table(title=escape(title))
     table.add_column("")
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(escape(column), justify="right")
     for name, row in rows.items():
-        table.add_row(name, *(_fmt(row.get(c)) for c in columns))
+        table.add_row(escape(name), *(_fmt(row.get(c)) for c in columns))
     # A log file or pipe gets the table at its natural width: rich would otherwise squeeze it into 80 columns and
     # cut every cell to '…'. A terminal keeps its own width (rich wraps cells there, it loses none).
     if not console.is_terminal:

@@ -31,3 +31,14 @@ def test_a_table_printed_to_a_file_keeps_every_cell_whole():
     text = out.getvalue()
     assert "…" not in text and "generative_rloo_group_2" in text and "a long metric name 11" in text
     assert text.count("0.123") == 36
+
+
+def test_names_with_brackets_print_as_text_not_markup():
+    """A sweep's setups are named 'traditional [ppo.kl.target=0.1]': rich read the label as a style tag and dropped
+    it, so three budgets printed as three rows called 'traditional'."""
+    out = io.StringIO()
+    rows = {f"traditional [ppo.kl.target={t}]": {"KL [nats]": 0.1} for t in ("0.1", "1.0")}
+    print_table("sweep [3 seeds]", rows, console=Console(file=out, width=80))
+    text = out.getvalue()
+    assert "traditional [ppo.kl.target=0.1]" in text and "traditional [ppo.kl.target=1.0]" in text
+    assert "KL [nats]" in text and "sweep [3 seeds]" in text
