@@ -10,6 +10,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
+from pairwise_rl.checks import check
+
 
 def masked_sum(x: torch.Tensor, mask: torch.Tensor, dim: Optional[int] = None) -> torch.Tensor:
     return (x * mask).sum() if dim is None else (x * mask).sum(dim)
@@ -168,14 +170,8 @@ def kl_horizon(ppo) -> float:
     return auto_horizon(ppo.rollout_batch_size * ppo.samples_per_prompt, ppo.iterations)
 
 
-def kl_reach(horizon: float, samples_per_iteration: int, iterations: int) -> float:
-    """The smallest factor beta can reach over a whole run at the clipped error (beta_min / beta_0)."""
-    step = max(1.0 - KL_STEP_CLIP * samples_per_iteration / horizon, 0.0)
-    return step ** iterations
-
-
 def check_horizon(cfg) -> None:
-    from pairwise_rl.checks import check  # config-time only
+    """ppo.kl.horizon: auto, or a number large enough that one clipped update cannot take beta to zero."""
     value = cfg.ppo.kl.horizon
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     check(value == "auto" or (number and value > 0), "ppo.kl.horizon", f"must be auto or a number > 0, got {value!r}")

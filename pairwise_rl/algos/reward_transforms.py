@@ -7,7 +7,7 @@
                                                      the reward by nats, not by at most 0.5 (Llama 2 inverts the
                                                      sigmoid of its safety RM the same way); 0 at p = 1/2, so no
                                                      centring is needed
-    whiten        (r - mean) / (std + eps)           over the rollout's global batch: every arm's reward then has
+    whiten        (r - mean) / std                   over the rollout's global batch: every arm's reward then has
                                                      unit spread, whatever its scale (TRL and OpenRLHF offer reward
                                                      normalisation); the KL penalty stays in nats
     logit_whiten  whiten(logit(p))                   both
@@ -24,10 +24,9 @@ from typing import Callable, Optional
 
 import torch
 
+from pairwise_rl.algos.ppo import masked_whiten
 from pairwise_rl.algos.preference import log_odds
 from pairwise_rl.registry import Registry
-
-WHITEN_EPS = 1e-6  # std + eps: a batch whose rewards are all equal gives zeros, not inf
 
 SumOverRanks = Optional[Callable[[torch.Tensor], torch.Tensor]]
 
@@ -42,14 +41,11 @@ REWARD_TRANSFORMS: Registry[RewardTransform] = Registry("reward transform")
 
 
 def whiten_rewards(rewards: torch.Tensor, sum_over_ranks: SumOverRanks = None) -> torch.Tensor:
-    """(r - mean) / (std + eps) over the global batch (`sum_over_ranks` sums a tensor over the ranks of a
-    data-parallel run, so every rank whitens as one process with the whole batch would). Unbiased std (n - 1)."""
-    total = sum_over_ranks or (lambda t: t)
+    """(r - mean) / std over the global batch, as the advantages are whitened (algos/ppo.masked_whiten: unbiased
+    std, eps inside the root, so equal rewards give zeros; `sum_over_ranks` makes every rank whiten as one process
+    with the whole batch would)."""
     r = rewards.float()
-    n = total(torch.tensor(float(r.numel()), device=r.device))
-    mean = total(r.sum()) / n.clamp(min=1)
-    var = total(((r - mean) ** 2).sum()) / (n - 1).clamp(min=1)
-    return (r - mean) / (var.sqrt() + WHITEN_EPS)
+    return masked_whiten(r, torch.ones_like(r), sum_over_ranks=sum_over_ranks)
 
 
 def _probability(p: Optional[torch.Tensor]) -> torch.Tensor:

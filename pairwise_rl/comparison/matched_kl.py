@@ -22,6 +22,7 @@ GOLD = "gold (sampled)"
 SWEEP_LABEL = re.compile(r"^(?P<base>.+?) \[(?P<label>[^\]]*)\]$")  # eval/runs.disambiguate's renaming
 
 Point = Tuple[float, float]  # (KL, gold)
+Frontiers = Dict[str, List[Point]]  # one seed's: {arm: points}
 
 
 def arm_of(setup: str) -> str:
@@ -30,7 +31,7 @@ def arm_of(setup: str) -> str:
     return match.group("base") if match else setup
 
 
-def frontiers(result: dict, kl: str = KL, gold: str = GOLD) -> Dict[str, List[Point]]:
+def frontiers(result: dict, kl: str = KL, gold: str = GOLD) -> Frontiers:
     """{arm: (KL, gold) points sorted by KL} of one seed's run: every setup of the arm, and the start at KL 0."""
     rows = result["results"]
     start = rows.get(START_ROW, {})
@@ -61,11 +62,11 @@ def gold_at(points: Sequence[Point], k: float) -> Optional[float]:
     return ys[0]  # a single point, at k
 
 
-def matched_kl(results: List[dict], pairs: Sequence[Tuple[str, str]], at: Sequence[float]) -> Dict[str, dict]:
+def matched_kl(per_seed: Sequence[Frontiers], pairs: Sequence[Tuple[str, str]], at: Sequence[float]
+               ) -> Dict[str, dict]:
     """{'setup − baseline @ KL k': {"setup's gold", "baseline's gold", 'setup − baseline': mean_ci}} over the
-    seeds where both arms' frontiers reach k (n in each mean_ci)."""
+    seeds (their `frontiers`) where both arms' frontiers reach k (n in each mean_ci)."""
     table: Dict[str, dict] = {}
-    per_seed = [frontiers(result) for result in results]
     for setup, base in pairs:
         for k in at:
             values = {"setup": [], "baseline": [], "difference": []}
@@ -83,15 +84,15 @@ def matched_kl(results: List[dict], pairs: Sequence[Tuple[str, str]], at: Sequen
     return table
 
 
-def kl_ranges(results: List[dict]) -> Dict[str, Tuple[float, float]]:
+def kl_ranges(per_seed: Sequence[Frontiers]) -> Dict[str, Tuple[float, float]]:
     """{arm: (smallest, largest) top of its frontier over the seeds}: the KL each arm reached at its largest budget.
     A matched-KL value above an arm's smallest top is read on fewer seeds."""
     tops: Dict[str, List[float]] = {}
-    for result in results:
-        for arm, points in frontiers(result).items():
+    for fronts in per_seed:
+        for arm, points in fronts.items():
             tops.setdefault(arm, []).append(points[-1][0])
     return {arm: (min(v), max(v)) for arm, v in tops.items()}
 
 
-def arms(results: List[dict]) -> List[str]:
-    return list(dict.fromkeys(arm for result in results for arm in frontiers(result)))
+def arms(per_seed: Sequence[Frontiers]) -> List[str]:
+    return list(dict.fromkeys(arm for fronts in per_seed for arm in fronts))

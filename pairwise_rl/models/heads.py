@@ -54,14 +54,19 @@ def causal_lm_loss(model: PreTrainedModel, input_ids: torch.Tensor, attention_ma
 
 
 def lm_head_logits(model: PreTrainedModel, hidden: torch.Tensor, token_ids: Sequence[int] | None = None) -> torch.Tensor:
-    """LM-head logits for `hidden` (..., H): all tokens, or only `token_ids` (a slice of the output embedding)."""
+    """LM-head logits for `hidden` (..., H): all tokens, or only `token_ids` (a slice of the output embedding).
+
+    A slice is a readout of a few tokens (a judge's verdict), so it is computed in fp32 with autocast off whatever
+    the model's dtype: free for a few rows, and in bf16 logits of 16-32 round to steps of 0.125, about the whole
+    reward spread of a weak judge (benchmarks/bench_verdict_precision.py)."""
     head = model.get_output_embeddings()
     if token_ids is None:
         return head(hidden)
     index = torch.as_tensor(list(token_ids), device=hidden.device)
-    logits = hidden @ head.weight[index].T
-    if getattr(head, "bias", None) is not None:
-        logits = logits + head.bias[index]
+    with torch.autocast(hidden.device.type, enabled=False):
+        logits = hidden.float() @ head.weight[index].float().T
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[index].float()
     return logits
 
 

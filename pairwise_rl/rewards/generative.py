@@ -64,19 +64,9 @@ class GenerativeReward(RewardModel):
         return last_hidden(self.model, batch["input_ids"], batch["attention_mask"])
 
     def _verdict_margin(self, prompts, a, b) -> torch.Tensor:
-        """l_A - l_B at the verdict position: the log-odds that A wins, with the two logits computed in fp32.
-
-        The readout is two rows of the LM head, so fp32 costs nothing; in bf16 (a frozen judge under bf16-mixed)
-        verdict logits of 16-32 round to steps of 0.125, about the whole reward spread of a weak judge
-        (benchmarks/bench_verdict_precision.py)."""
+        """l_A - l_B at the verdict position: the log-odds that A wins (the two logits are an fp32 readout)."""
         self.rows_judged += len(prompts)
-        hidden = self._verdict_hidden(prompts, a, b)
-        head = self.model.get_output_embeddings()
-        index = torch.as_tensor(self.verdict_ids, device=hidden.device)
-        with torch.autocast(hidden.device.type, enabled=False):
-            logits = hidden.float() @ head.weight[index].float().T
-            if getattr(head, "bias", None) is not None:
-                logits = logits + head.bias[index].float()
+        logits = lm_head_logits(self.model, self._verdict_hidden(prompts, a, b), self.verdict_ids)
         return logits[:, 0] - logits[:, 1]
 
     def _p_a_wins(self, prompts, a, b) -> torch.Tensor:

@@ -9,8 +9,9 @@
             outcomes become a rating (ppo.group.fit: mean_win, bradley_terry): rewards/group_matches.py
 
 Probabilities are centred to p - 0.5 by default (ppo.center_reward). ppo.reward_transform then makes what PPO
-optimises from the form's reward (algos/reward_transforms.py: none | logit | whiten | logit_whiten). `ppo=standard` and `ppo=pairwise` are the
-presets scalar and anchor; this separates the effect of the RM from the effect of the bounded, anchored reward.
+optimises from the form's reward (algos/reward_transforms.py: none | logit | whiten | logit_whiten).
+`ppo=standard` and `ppo=pairwise` are the presets scalar and anchor; this separates the effect of the RM from the
+effect of the bounded, anchored reward.
 """
 
 from __future__ import annotations

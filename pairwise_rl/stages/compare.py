@@ -11,17 +11,17 @@ from typing import Dict
 from omegaconf import DictConfig
 
 from pairwise_rl import hardware
+from pairwise_rl.checks import ConfigError
 from pairwise_rl.comparison.figures import write_plots
 from pairwise_rl.comparison.fits import fit_note, rm_accuracy_fit
 from pairwise_rl.comparison.load import all_versions, check_code_versions, load_results
 from pairwise_rl.comparison.matched_kl import arms, frontiers, kl_ranges, matched_kl
-from pairwise_rl.eval.plots import plot_frontiers
 from pairwise_rl.comparison.stats import contrasts, metric_order, paired_differences, summarise
-from pairwise_rl.checks import ConfigError
 from pairwise_rl.comparison.tables import (MATCHED_COLUMNS, MATCHED_TITLE, paired_rows, paired_title, table_cells,
                                            write_tables)
-from pairwise_rl.files import atomic_write_text
+from pairwise_rl.eval.plots import plot_frontiers
 from pairwise_rl.eval.report import orient, print_table
+from pairwise_rl.files import atomic_write_text
 from pairwise_rl.stages.registry import STAGES
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ def matched_kl_table(cfg: DictConfig, results) -> Dict[str, dict]:
     at = list(cfg.compare.matched_kl.at)
     if not at:
         return {}
-    known = arms(results)
+    per_seed = [frontiers(result) for result in results]
+    known = arms(per_seed)
     pairs = [tuple(p) for p in cfg.compare.matched_kl.pairs] or [tuple(p) for p in cfg.compare.pairs] or [
         (arm, cfg.compare.baseline) for arm in known if arm != cfg.compare.baseline]
     for setup, base in pairs:
@@ -86,14 +87,11 @@ def matched_kl_table(cfg: DictConfig, results) -> Dict[str, dict]:
             if name not in known:
                 raise ConfigError(f"compare.matched_kl.pairs: no arm {name!r} in these runs; they have {known} "
                                   "(arms are setup names before a sweep's [label])")
-    for arm, (low, high) in kl_ranges(results).items():
+    for arm, (low, high) in kl_ranges(per_seed).items():
         log.info("matched KL: %s reached KL %.3f-%.3f at its largest budget (over seeds)", arm, low, high)
-    by_arm = {arm: [] for arm in known}
-    for result in results:
-        for arm, points in frontiers(result).items():
-            by_arm[arm].append(points)
-    plot_frontiers(by_arm, at, Path(cfg.compare.dir) / "matched_kl.png")
-    table = matched_kl(results, pairs, at)
+    plot_frontiers({arm: [fronts[arm] for fronts in per_seed if arm in fronts] for arm in known}, at,
+                   Path(cfg.compare.dir) / "matched_kl.png")
+    table = matched_kl(per_seed, pairs, at)
     if not table:
         log.warning("compare.matched_kl.at=%s: no seed has both arms' frontiers reaching these KLs", at)
     return table

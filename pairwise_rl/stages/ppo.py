@@ -72,8 +72,9 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     tokenizer = load_tokenizer(sft_dir)
     policy = apply_lora(load_causal_lm(sft_dir, cfg.model.dtype), cfg.model.lora)  # trained: master weights
     reference = build_reference(cfg, policy, sft_dir)
-    reward_model = load_reward_model(rm_dir, "float32" if cfg.ppo.rm_precision == "float32" else frozen_dtype(cfg))
-    reward_model.full_precision = cfg.ppo.rm_precision == "float32"
+    rm_in_fp32 = cfg.ppo.rm_precision == "float32"  # fp32 weights, and its forwards leave the stage's autocast
+    reward_model = load_reward_model(rm_dir, "float32" if rm_in_fp32 else frozen_dtype(cfg))
+    reward_model.full_precision = rm_in_fp32
     reward_model.both_orders = cfg.ppo.both_orders
     reward_model.order_average = cfg.ppo.order_average
     critic = build_critic(cfg, reward_model, sft_dir, rm_dir) if ADVANTAGE_ESTIMATORS.get(

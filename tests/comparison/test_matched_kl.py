@@ -44,11 +44,11 @@ SEED1 = run_result(1, 0.62, {"a [ppo.kl.target=0.1]": (0.2, 0.64), "a [ppo.kl.ta
 def test_frontiers_join_an_arms_runs_and_the_start():
     assert frontiers(SEED0) == {"a": [(0.0, 0.60), (0.1, 0.62), (0.5, 0.66)],
                                 "b": [(0.0, 0.60), (0.05, 0.61), (0.25, 0.63)]}
-    assert kl_ranges([SEED0, SEED1]) == {"a": (0.4, 0.5), "b": (0.25, 0.3)}
+    assert kl_ranges([frontiers(SEED0), frontiers(SEED1)]) == {"a": (0.4, 0.5), "b": (0.25, 0.3)}
 
 
 def test_matched_kl_pairs_within_seeds_and_counts_only_seeds_that_reach_the_kl():
-    table = matched_kl([SEED0, SEED1], [("a", "b")], [0.1, 0.28])
+    table = matched_kl([frontiers(SEED0), frontiers(SEED1)], [("a", "b")], [0.1, 0.28])
     at_01 = table["a − b @ KL 0.1"]
     # seed 0: a 0.62; b 0.61 + (0.63 - 0.61) * 0.05 / 0.20 = 0.615 -> +0.005
     # seed 1: a 0.62 + (0.64 - 0.62) * 0.1 / 0.2 = 0.63; b 0.62 -> +0.010
