@@ -306,6 +306,28 @@ class CompareConfig:
     matched_kl: MatchedKLConfig = field(default_factory=MatchedKLConfig)
 
 
+# ----------------------------------------------------------------------------------------------------- tune
+@dataclass
+class SelectConfig:
+    metric: str = "val gold (sampled)"
+    mode: str = "max"
+
+
+@dataclass
+class TuneConfig:
+    trial: Optional[int] = None
+    pick: Dict[str, int] = field(default_factory=dict)
+    keep_untuned: bool = True
+    budget: int = 0
+    budgets: Dict[str, int] = field(default_factory=dict)
+    allow_unequal_budgets: bool = False
+    sampler: str = "random"
+    seed: int = 0
+    include_default: bool = True
+    select: SelectConfig = field(default_factory=SelectConfig)
+    spaces: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+
 # ----------------------------------------------------------------------------------------------------- eval
 @dataclass
 class EvalConfig:
@@ -313,6 +335,7 @@ class EvalConfig:
     samples_per_prompt: int = 4
     batch_size: int = 512
     greedy: bool = True
+    validation: bool = True
 
 
 @dataclass
@@ -343,6 +366,7 @@ class Config:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
 
 
@@ -469,42 +493,57 @@ def _validate_pairs_used(cfg: DictConfig) -> None:
 
 
 def _validate_setups(cfg: DictConfig) -> None:
-    """Every pipeline setup: its names resolve, and its own config (rm, reward, estimator, anchor applied) is valid."""
+    """Every pipeline setup: its names resolve, and its own config (rm, reward, estimator, anchor applied) is valid;
+    then the tune block, every trial's setup checked the same way."""
+    from pairwise_rl.stages.pipeline import SUMMARY, VALIDATION_COLUMNS, setups
+    from pairwise_rl.tuning.trials import check_config as check_tuning
+
+    for i, setup in enumerate(cfg.pipeline.setups):
+        _validate_setup(cfg, f"pipeline.setups.{i}", OmegaConf.to_container(setup))
+    names = [setup.name for setup in cfg.pipeline.setups]
+    check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
+    given = setups(cfg, tuned=False)
+    check_tuning(cfg, [s["name"] for s in given], lambda where, setup: _validate_setup(cfg, where, setup), given,
+                 VALIDATION_COLUMNS, [c for c in SUMMARY if c not in VALIDATION_COLUMNS])
+    if cfg.tune.trial is not None or cfg.tune.pick:
+        check(cfg.eval.validation or not cfg.tune.select.metric.startswith("val gold"), "eval.validation",
+              f"tune.select.metric={cfg.tune.select.metric!r} reads the policy's validation evaluation: set it true")
+
+
+def _validate_setup(cfg: DictConfig, where: str, setup: Dict[str, Any]) -> None:
+    """One setup ({name, rm, ppo | reward, ...} as a dict) named `where` in errors."""
     from pairwise_rl.algos.advantages import ADVANTAGE_ESTIMATORS
     from pairwise_rl.rewards import RM_MODES
     from pairwise_rl.rewards.anchors import ANCHORS
     from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, PPO_REWARDS
     from pairwise_rl.stages.pipeline import LAST_STAGES, for_setup
 
-    for i, setup in enumerate(cfg.pipeline.setups):
-        one_of(cfg, f"pipeline.setups.{i}.rm", RM_MODES.names())
-        if setup.last_stage is not None:
-            one_of(cfg, f"pipeline.setups.{i}.last_stage", list(LAST_STAGES))
-        trains_policy = setup.last_stage != "rm"
-        if setup.ppo is not None:
-            one_of(cfg, f"pipeline.setups.{i}.ppo", sorted(PPO_PRESETS))
-        if setup.reward is not None:
-            one_of(cfg, f"pipeline.setups.{i}.reward", PPO_REWARDS.names())
-        if setup.advantage is not None:
-            one_of(cfg, f"pipeline.setups.{i}.advantage", ADVANTAGE_ESTIMATORS.names())
-        if setup.anchor is not None:
-            one_of(cfg, f"pipeline.setups.{i}.anchor", ANCHORS.names())
-        check(setup.ppo is not None or setup.reward is not None or not trains_policy, f"pipeline.setups.{i}",
-              "name the reward: ppo (a preset: standard | pairwise) or reward (scalar | anchor | group), or stop "
-              "before PPO with last_stage: rm")
-        for key in setup.overrides:
-            check(OmegaConf.select(cfg, key, default=ABSENT) is not ABSENT, f"pipeline.setups.{i}.overrides",
-                  f"unknown key {key!r}")
-        try:
-            own = for_setup(cfg, setup)
-            RM_MODES.get(own.rm.mode).check_config(own)
-            _validate_pairs_used(own)
-            if trains_policy:
-                _validate_ppo(own)
-        except ConfigError as error:
-            raise ConfigError(f"pipeline.setups.{i} ({setup.name}): {error}") from None
-    names = [setup.name for setup in cfg.pipeline.setups]
-    check(len(names) == len(set(names)), "pipeline.setups", f"setup names must be unique, got {names}")
+    def named(field: str, names) -> None:
+        value = setup.get(field)
+        check(value is None or value in list(names), f"{where}.{field}",
+              f"unknown value {value!r}; choose one of {list(names)}")
+
+    check(setup.get("rm") in RM_MODES.names(), f"{where}.rm",
+          f"unknown value {setup.get('rm')!r}; choose one of {RM_MODES.names()}")
+    named("last_stage", LAST_STAGES)
+    named("ppo", sorted(PPO_PRESETS))
+    named("reward", PPO_REWARDS.names())
+    named("advantage", ADVANTAGE_ESTIMATORS.names())
+    named("anchor", ANCHORS.names())
+    trains_policy = setup.get("last_stage") != "rm"
+    check(setup.get("ppo") is not None or setup.get("reward") is not None or not trains_policy, where,
+          "name the reward: ppo (a preset: standard | pairwise) or reward (scalar | anchor | group), or stop "
+          "before PPO with last_stage: rm")
+    for key in setup.get("overrides") or {}:
+        check(OmegaConf.select(cfg, key, default=ABSENT) is not ABSENT, f"{where}.overrides", f"unknown key {key!r}")
+    try:
+        own = for_setup(cfg, setup)
+        RM_MODES.get(own.rm.mode).check_config(own)
+        _validate_pairs_used(own)
+        if trains_policy:
+            _validate_ppo(own)
+    except ConfigError as error:
+        raise ConfigError(f"{where} ({setup.get('name')}): {error}") from None
 
 
 def _validate_ppo(cfg: DictConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -70,10 +71,10 @@ MATCHED_COLUMNS = ("setup's gold", "baseline's gold", "setup − baseline")  # c
 def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Path, versions: Dict[str, List[str]],
                  metrics: List[str], layout: str, paired: Optional[Dict[Contrast, Dict[str, dict]]] = None,
                  baseline: Optional[str] = None, notes: Tuple[str, ...] = (),
-                 matched: Optional[Dict[str, dict]] = None) -> None:
+                 matched: Optional[Dict[str, dict]] = None, sections: Tuple[List[str], ...] = ()) -> None:
     """compare.md (the chosen metrics; paired differences for a baseline or chosen pairs; gold at matched KL; then
     `notes`) and compare.csv (every metric; compare_paired.csv the paired differences, compare_matched_kl.csv the
-    matched-KL rows)."""
+    matched-KL rows). `sections`: more markdown (a tuning sweep's, tables_tuning.py), before the notes."""
     every = all_versions(versions)
     lines = [f"Mean ± 95% t-interval over seeds {seeds} (n per cell in compare.csv); code version "
              f"{every[0] if len(every) == 1 else 'MIXED: ' + ', '.join(every)}.", "",
@@ -84,6 +85,7 @@ def write_tables(summary: Dict[str, Dict[str, dict]], seeds: List[int], out: Pat
     if matched:
         lines += ["", MATCHED_TITLE + ":", "", *markdown_table(table_cells(matched, list(MATCHED_COLUMNS)),
                                                                "setups_as_rows")]
+    lines += [line for section in sections for line in ("", *section)]
     lines += [line for note in notes for line in ("", note)]
     atomic_write_text(out / "compare.md", "\n".join(lines) + "\n")
     write_csv(out / "compare.csv", [({"setup": s}, summary[s]) for s in summary])
@@ -102,3 +104,39 @@ def write_csv(path: Path, groups: List[Tuple[Dict[str, str], Dict[str, dict]]]) 
         writer = csv.DictWriter(handle, fieldnames=[*keys, "metric", "mean", "half_width", "n"])
         writer.writeheader()
         writer.writerows(rows)
+
+
+TUNING_TITLE = ("Tuning: each arm's trial selected on validation data only (the sweep's tune.select.metric, mean over "
+                "seeds), then its test numbers (mean ± 95% t-interval over seeds) beside the untuned trial's and the "
+                "range of means over all the arm's trials")
+TUNING_PAIRED_TITLE = ("Tuned (selected trials) and untuned (defaults) arms, paired within each seed: mean ± 95% "
+                       "t-interval over seeds")
+
+
+def plain_cell(value: object) -> str:
+    if isinstance(value, dict):
+        return format_cell(value)
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def tuning_section(rows: Dict[str, Dict[str, object]], paired: Dict[str, Dict[str, dict]], metrics: List[str],
+                   picks: str) -> List[str]:
+    """compare.md's tuning section: the per-arm selection table, the paired tuned / untuned differences, and the
+    overrides that rerun the selected trials."""
+    cells = {arm: {column: plain_cell(value) for column, value in row.items()} for arm, row in rows.items()}
+    lines = [TUNING_TITLE + ":", "", *markdown_table(cells, "setups_as_columns")]
+    if paired:
+        lines += ["", TUNING_PAIRED_TITLE + ":", "", *markdown_table(table_cells(paired, metrics), "setups_as_rows")]
+    return lines + ["", f"Rerun the selected trials (e.g. on more seeds): `{picks}`."]
+
+
+def write_tuning_files(out: Path, trial_rows: List[Dict[str, object]], selected: Dict[str, dict]) -> None:
+    """compare_tuning_trials.csv (every trial of every arm) and tuning_selected.json (each arm's choice)."""
+    columns = list(dict.fromkeys(c for row in trial_rows for c in row))
+    with open(out / "compare_tuning_trials.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(trial_rows)
+    atomic_write_text(out / "tuning_selected.json", json.dumps(selected, indent=2, sort_keys=True) + "\n")

@@ -60,7 +60,7 @@ def clashes(results: List[dict]) -> List[Tuple[int, str]]:
 
 
 # A result's fields keyed by setup name: what renaming a setup renames, and what merging a seed's jobs unites.
-KEYED_BY_SETUP = ("results", "artifacts", "code_versions")
+KEYED_BY_SETUP = ("results", "artifacts", "code_versions", "tuning")
 
 
 def rename_setup(result: dict, old: str, new: str) -> None:

@@ -17,8 +17,11 @@ from pairwise_rl.comparison.fits import fit_note, rm_accuracy_fit
 from pairwise_rl.comparison.load import all_versions, check_code_versions, load_results
 from pairwise_rl.comparison.matched_kl import arms, frontiers, kl_ranges, matched_kl
 from pairwise_rl.comparison.stats import contrasts, metric_order, paired_differences, summarise
-from pairwise_rl.comparison.tables import (MATCHED_COLUMNS, MATCHED_TITLE, paired_rows, paired_title, table_cells,
-                                           write_tables)
+from pairwise_rl.comparison.tables import (MATCHED_COLUMNS, MATCHED_TITLE, TUNING_PAIRED_TITLE, TUNING_TITLE,
+                                           paired_rows, paired_title, plain_cell, table_cells, tuning_section,
+                                           write_tables, write_tuning_files)
+from pairwise_rl.comparison.tuning import pick_overrides, select_arms, summary_rows, trial_table
+from pairwise_rl.comparison.tuning import paired as tuning_paired
 from pairwise_rl.eval.plots import plot_frontiers
 from pairwise_rl.eval.report import orient, print_table
 from pairwise_rl.files import atomic_write_text
@@ -47,7 +50,9 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
     summary = summarise(results)
     metrics = metric_order(results, list(cfg.compare.metrics))
     baseline = cfg.compare.baseline
-    pairs = contrasts(results, baseline, [list(pair) for pair in cfg.compare.pairs])
+    selections = select_arms(results)
+    # a tuning sweep's setups are its trials ('traditional [tune.trial=3]'): baseline and pairs name arms there
+    pairs = [] if selections else contrasts(results, baseline, [list(pair) for pair in cfg.compare.pairs])
     paired = paired_differences(results, pairs) if pairs else None
     seeds = sorted({r["seed"] for r in results})
     fit = rm_accuracy_fit(results)
@@ -56,8 +61,10 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
         log.info(fit_note(fit))
     machines = machine_note(results)
     at_matched_kl = matched_kl_table(cfg, results)
+    tuning = tuning_report(cfg, selections, metrics, directory) if selections else None
     write_tables(summary, seeds, directory, versions, metrics, cfg.compare.layout, paired, baseline,
-                 notes=((fit_note(fit),) if fit else ()) + (machines,), matched=at_matched_kl)
+                 notes=((fit_note(fit),) if fit else ()) + (machines,), matched=at_matched_kl,
+                 sections=(tuning[0],) if tuning else ())
 
     write_plots(results, directory)
     if len(all_versions(versions)) > 1:
@@ -69,6 +76,13 @@ def compare_command(cfg: DictConfig) -> Dict[str, Dict[str, dict]]:
                                                    cfg.compare.layout))
     if at_matched_kl:
         print_table(MATCHED_TITLE, orient(table_cells(at_matched_kl, list(MATCHED_COLUMNS)), "setups_as_rows"))
+    if tuning:
+        _, rows, paired_tuned, shown, picks = tuning
+        print_table(TUNING_TITLE, orient({arm: {c: plain_cell(v) for c, v in row.items()} for arm, row in rows.items()},
+                                         "setups_as_columns"))
+        if paired_tuned:
+            print_table(TUNING_PAIRED_TITLE, orient(table_cells(paired_tuned, shown), "setups_as_rows"))
+        log.info("rerun the selected trials: pairwise-rl -m experiment=%s %s seed=...", cfg.experiment_name, picks)
     log.info("wrote %s, %s and plots in %s", directory / "compare.md", directory / "compare.csv", directory)
     return summary
 
@@ -95,3 +109,30 @@ def matched_kl_table(cfg: DictConfig, results) -> Dict[str, dict]:
     if not table:
         log.warning("compare.matched_kl.at=%s: no seed has both arms' frontiers reaching these KLs", at)
     return table
+
+
+TUNING_METRICS = ("gold (sampled)", "KL to SFT", "RM gold accuracy", "RM accuracy", "RM ECE")  # when compare.metrics
+# names none: the test numbers a tuned comparison is about
+
+
+def tuning_report(cfg: DictConfig, selections, metrics, directory: Path):
+    """A tuning sweep's section of compare.md, its files, and what the printed tables need."""
+    shown = [m for m in (cfg.compare.metrics or TUNING_METRICS) if m in metrics and not m.startswith("val ")]
+    arms = list(selections)
+    pairs = ([tuple(p) for p in cfg.compare.pairs] or
+             [(arm, cfg.compare.baseline) for arm in arms if cfg.compare.baseline and arm != cfg.compare.baseline])
+    for setup, base in pairs:
+        for name in (setup, base):
+            if name not in selections:
+                raise ConfigError(f"compare.pairs: no tuned arm {name!r} in this tuning sweep; it has {arms}")
+    rows = summary_rows(selections, shown)
+    paired_tuned = tuning_paired(selections, pairs, shown)
+    picks = pick_overrides(selections)
+    write_tuning_files(directory, trial_table(selections, shown),
+                       {arm: {"trial": s.selected, "point": s.best.point, "metric": s.metric,
+                              "validation": s.best.mean(s.metric), "budget": s.budget}
+                        for arm, s in selections.items()})
+    for arm, s in selections.items():
+        log.info("tuning: %s selected trial %d of %d on %s = %.4f", arm, s.selected, s.budget, s.metric,
+                 s.best.mean(s.metric))
+    return tuning_section(rows, paired_tuned, shown, picks), rows, paired_tuned, shown, picks

@@ -25,6 +25,7 @@ from pairwise_rl.rewards.ppo_reward import PPO_PRESETS, ppo_label
 from pairwise_rl.stages import setup_pool
 from pairwise_rl.stages.registry import STAGES
 from pairwise_rl.stages.common import with_values
+from pairwise_rl.tuning.trials import tuned_setups
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,14 @@ SUMMARY = {  # column in the table -> (stage, metric)
     "judge: score": ("evaluate", "ppo/judge_score_sampled"),
     "length (tokens)": ("evaluate", "ppo/length_sampled"),
     "judge rows / iteration": ("ppo", "judge_rows_per_iteration"),
+    # validation split (tune.select.metric reads these; the columns above are the test split the tables report)
+    "val gold (sampled)": ("ppo", "val/gold_sampled/all"),  # oracle tuning on digits: the gold judge, val prompts
+    "val KL to SFT": ("ppo", "val/kl_sampled"),
+    "val RM accuracy": ("rm", "val/accuracy"),   # the val pairs' labels
+    "val RM NLL": ("rm", "val/nll"),
+    "val RM gold accuracy": ("rm", "val/gold_accuracy"),  # digits: against the gold ordering
 }
+VALIDATION_COLUMNS = tuple(column for column in SUMMARY if column.startswith("val "))
 SECONDS_PER_ITERATION = "PPO s / iteration"  # wall time: the one column two identical runs never agree on
 KL_REACHED = "KL / target"  # held-out KL over the controller's target: below KL_SHORT the arm stopped short of it
 KL_SHORT = 0.5
@@ -61,11 +69,15 @@ STAGE_ORDER = ("sft", "rm", "ppo", "evaluate")
 LAST_STAGES = STAGE_ORDER[1:]  # pipeline.setups[*].last_stage
 
 
-def setups(cfg: DictConfig) -> List[Dict[str, object]]:
+def setups(cfg: DictConfig, tuned: bool = True) -> List[Dict[str, object]]:
+    """pipeline.setups (or the one the rm and ppo groups make); tuned: as this job's tune.trial / tune.pick runs
+    them (tuning/trials.py)."""
     if cfg.pipeline.setups:
-        return [OmegaConf.to_container(s) for s in cfg.pipeline.setups]
-    return [{"name": f"{cfg.rm.mode}+{ppo_label(cfg.ppo.reward, cfg.ppo.advantage)}", "rm": cfg.rm.mode,
-             "reward": cfg.ppo.reward}]
+        given = [OmegaConf.to_container(s) for s in cfg.pipeline.setups]
+    else:
+        given = [{"name": f"{cfg.rm.mode}+{ppo_label(cfg.ppo.reward, cfg.ppo.advantage)}", "rm": cfg.rm.mode,
+                  "reward": cfg.ppo.reward}]
+    return tuned_setups(cfg, given) if tuned else given
 
 
 def for_setup(cfg: DictConfig, setup) -> DictConfig:
@@ -173,7 +185,8 @@ def pipeline_command(cfg: DictConfig) -> Dict[str, Dict[str, float]]:
     # result.json is written with sorted keys: `setups` and `columns` keep the order the experiment gave them.
     result = {"experiment": cfg.experiment_name, "seed": cfg.seed, "results": results, "artifacts": paths,
               "setups": list(results), "columns": list(dict.fromkeys(c for row in results.values() for c in row)),
-              "code_versions": codes, "built_by": provenance.current(), "machine": hardware.machine(),
+              "code_versions": codes, "tuning": {s["name"]: s["tuning"] for s in chosen if "tuning" in s},
+              "built_by": provenance.current(), "machine": hardware.machine(),
               "config": OmegaConf.to_container(cfg, resolve=True)}
     write_json(out / "result.json", result)
     plots = write_plots([result], out)

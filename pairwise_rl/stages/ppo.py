@@ -107,6 +107,10 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     with ctx.timed("evaluate"):
         after, rows = module.evaluate(test_prompts, tag="ppo", greedy=cfg.eval.greedy,
                                       samples_per_prompt=cfg.eval.samples_per_prompt, batch_size=cfg.eval.batch_size)
+        # the validation prompts, sampled as the test prompts are: what a tuning sweep selects on
+        validated = module.evaluate(task.val_prompts(), tag="val", greedy=False,
+                                    samples_per_prompt=cfg.eval.samples_per_prompt,
+                                    batch_size=cfg.eval.batch_size)[0] if cfg.eval.validation else {}
     write_jsonl(ctx.dir / "samples.jsonl", before_rows + rows)
     write_json(ctx.dir / "metrics.json", after)
     title = (f"PPO ({ppo_label(cfg.ppo.reward, cfg.ppo.advantage)}, n={cfg.ppo.samples_per_prompt}, "
@@ -114,7 +118,8 @@ def build_ppo(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     print_table(f"{title}: held-out test prompts (n={len(test_prompts)})",
                 transpose({"sft": {m: before.get(m) for m in table_metrics(task)},
                            "ppo": {m: after.get(m) for m in table_metrics(task)}}))
-    metrics = {**after, **{f"sft/{k}": v for k, v in before.items()}, "rl_prompts": float(len(prompts)),
+    metrics = {**after, **{f"sft/{k}": v for k, v in before.items()}, **{f"val/{k}": v for k, v in validated.items()},
+               "rl_prompts": float(len(prompts)),
                **{k: v for k, v in task.pair_metrics().items() if k.startswith("rl_prompts/")},
                "nonfinite_skipped": float(module.guard.skipped),
                "judge_rows_per_iteration": module.judge_rows_per_iteration(),

@@ -111,6 +111,8 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
     judge.save(ctx.dir / HF_DIR)
 
     with ctx.timed("evaluate"):
+        # validation pairs (their own prompts): what a tuning sweep selects on (tune.select.metric: val RM ...)
+        validated = judge_pairs(judge, val, cfg.rm.ece_bins).metrics
         judged = judge_pairs(judge, test, cfg.rm.ece_bins)
         by_group = judged_by_group(test, judged, [task.group_of(p) for p in test.prompts], cfg.rm.ece_bins)
     write_judged_pairs(ctx.dir, test, judged)
@@ -124,6 +126,7 @@ def build_rm(cfg: DictConfig, ctx: StageContext) -> Dict[str, float]:
                            "trained": {m: judged.metrics[m] for m in shown}}))
     metrics = {**judged.metrics, **{f"init/{k}": v for k, v in before.items()},
                **{f"{g}/{k}": v for g, j in by_group.items() for k, v in j.metrics.items()},
+               **{f"val/{k}": v for k, v in validated.items()},
                "train_pairs": float(len(train)), "eval_pairs": float(len(test.prompts))}
     if trainer is not None:
         metrics["nonfinite_skipped"] = float(module.guard.skipped)
