@@ -118,7 +118,7 @@ def test_a_crashed_stage_leaves_no_complete_marker_and_is_resumed(make_debug_cfg
 
     def crash_at_final_eval(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # [before training, final]: crash after training, before COMPLETE
+        if len(calls) == 2:  # [before training, validation pairs, test pairs]: crash after training, before COMPLETE
             raise RuntimeError("power cut")
         return original(*args, **kwargs)
 
@@ -129,7 +129,7 @@ def test_a_crashed_stage_leaves_no_complete_marker_and_is_resumed(make_debug_cfg
     assert not (stage_dir / COMPLETE).exists() and latest_checkpoint(stage_dir).endswith("step-000012.ckpt")
     out = run(cfg)  # resumes at step 12: no training left, only the evaluation
     assert out == stage_dir and (out / COMPLETE).exists()
-    assert len(calls) == 3  # the before-training evaluation was read back, not run again
+    assert len(calls) == 4  # validation and test again; the before-training evaluation was read back, not rerun
 
 
 @pytest.mark.parametrize("stage,overrides,evaluations", [

@@ -4,6 +4,7 @@ selection never reads the test split (a sweep over data whose test labels are fl
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,10 @@ from omegaconf import OmegaConf, open_dict
 from pairwise_rl.cli import run
 from pairwise_rl.errors import DataSourceError
 from pairwise_rl.files import read_json
+from pairwise_rl.pipeline import COMPLETE
 from pairwise_rl.tasks.base import load_task
 from tests.stages.test_real_data_pipeline import real_tokenizer_overrides, write_hh_fixture
 
-PPO_SPACES = ("++tune.spaces={traditional: {ppo.policy_lr: [3.0e-3]}, "
-              "pairwise_rl: {ppo.policy_lr: [3.0e-3], ppo.reward_transform: [logit]}}")
 
 
 def sweep(factory, directory: Path, trials, seeds, *overrides):
@@ -35,19 +35,19 @@ def sweep(factory, directory: Path, trials, seeds, *overrides):
     return directory
 
 
-@pytest.mark.slow  # 8 debug PPO runs, about 50 s. Twins in `make test`: the RM-only sweep below (a real sweep, selection by
+@pytest.mark.slow  # experiments/tune_digits.yaml at debug size (2 of its trials x 2 seeds): 8 PPO runs, about a minute. Twins in `make test`: the RM-only sweep below (a real sweep, selection by
 # hand, test labels flipped), tests/comparison/test_tuning.py (selection, pairing, incomplete sweeps by hand)
 def test_a_ppo_tuning_sweep_selects_each_arm_on_validation_gold(make_debug_cfg, tmp_path):
-    directory = sweep(make_debug_cfg, tmp_path / "multirun", (0, 1), (0, 1), "experiment=pairwise_vs_bt",
-                      PPO_SPACES, "tune.budget=2")
+    directory = sweep(make_debug_cfg, tmp_path / "multirun", (0, 1), (0, 1), "experiment=tune_digits", "tune.budget=2")
     result = read_json(directory / "1_0" / "result.json")
-    assert result["tuning"]["pairwise_rl"] == {"arm": "pairwise_rl", "trial": 1, "point": {
-        "ppo.policy_lr": 3.0e-3, "ppo.reward_transform": "logit"}}
+    point = result["tuning"]["pairwise_rl"]["point"]
+    assert set(point) == {"rm.lr", "rm.max_steps", "ppo.policy_lr", "ppo.reward_transform"}
+    assert {k: v for k, v in result["tuning"]["traditional"]["point"].items() if k != "ppo.reward_transform"} == {
+        k: v for k, v in point.items() if k != "ppo.reward_transform"}  # the keys both arms search: one draw
     assert result["results"]["traditional"]["val gold (sampled)"] is not None  # the policy's validation prompts
     assert result["results"]["traditional"]["val RM accuracy"] is not None  # the RM's validation pairs
 
-    summary = run(make_debug_cfg("stage=compare", f"compare.dir={directory}", "experiment=pairwise_vs_bt",
-                                 "compare.pairs=[[pairwise_rl, traditional]]"))
+    summary = run(make_debug_cfg("stage=compare", f"compare.dir={directory}", "experiment=tune_digits"))
     assert "traditional [tune.trial=1]" in summary and "pairwise_rl [tune.trial=0]" in summary
     selected = read_json(directory / "tuning_selected.json")
     for arm in ("traditional", "pairwise_rl"):  # by hand: the mean over both seeds of each trial's val gold
@@ -60,7 +60,7 @@ def test_a_ppo_tuning_sweep_selects_each_arm_on_validation_gold(make_debug_cfg, 
         trials = list(csv.DictReader(handle))
     assert [(r["arm"], r["trial"]) for r in trials] == [("traditional", "0"), ("traditional", "1"),
                                                          ("pairwise_rl", "0"), ("pairwise_rl", "1")]
-    assert trials[1]["settings"] == "ppo.policy_lr=0.003" and trials[0]["settings"] == "defaults"
+    assert trials[1]["settings"].startswith("rm.lr=0.001392") and trials[0]["settings"] == "defaults"
     table = (directory / "compare.md").read_text()
     assert "Tuning: each arm's trial selected on validation data only" in table
     assert "pairwise_rl − traditional, tuned" in table and "pairwise_rl − traditional, untuned" in table
@@ -70,7 +70,7 @@ def test_a_ppo_tuning_sweep_selects_each_arm_on_validation_gold(make_debug_cfg, 
     (directory / "1_1" / "result.json").unlink()
     with pytest.raises(DataSourceError, match=r"the tuning sweep is incomplete: 2 runs missing \(traditional trial 1 "
                                               r"seed 1, pairwise_rl trial 1 seed 1\)"):
-        run(make_debug_cfg("stage=compare", f"compare.dir={directory}", "experiment=pairwise_vs_bt"))
+        run(make_debug_cfg("stage=compare", f"compare.dir={directory}", "experiment=tune_digits"))
 
 
 def flip_test_labels(source: Path, target: Path, test_prompts) -> int:
@@ -111,6 +111,14 @@ def test_selection_never_reads_the_test_split(make_cfg, tmp_path):
         with open(directory / "compare_tuning_trials.csv") as handle:
             tables[name] = {(r["arm"], r["trial"]): r for r in csv.DictReader(handle)}
     assert chosen["clean"] == chosen["flipped"]  # same trials, same validation NLL to the last bit
+
+    # a killed sweep resumes: rerunning a lost job serves every artifact from the cache, nothing is retrained
+    job = tmp_path / "clean" / "1_0"
+    built = {p: read_json(Path(p) / COMPLETE)["finished_at"]
+             for paths in read_json(job / "result.json")["artifacts"].values() for p in paths.values()}
+    shutil.rmtree(job)
+    sweep(make_cfg, tmp_path / "clean", (1,), (0,), *real_tokenizer_overrides(clean), *common)
+    assert {p: read_json(Path(p) / COMPLETE)["finished_at"] for p in built} == built
     for arm, choice in chosen["clean"].items():  # by hand: the trial with the lower validation NLL
         nll = {t: read_json(tmp_path / "clean" / f"{t}_0" / "result.json")["results"][arm]["val RM NLL"] for t in (0, 1)}
         assert choice["trial"] == min(nll, key=nll.get) and choice["validation"] == nll[choice["trial"]]
